@@ -1,0 +1,185 @@
+//! A session's receive buffer: one allocation with read and write cursors.
+//!
+//! ```text
+//!  0          read            write            capacity
+//!  +-----------+---------------+----------------+
+//!  | consumed  | unread bytes  |  free space    |
+//!  +-----------+---------------+----------------+
+//! ```
+//!
+//! Reads land in the free space; complete frames are handed out from the unread bytes in
+//! place (no copy); [`RecvBuffer::compact`] slides a partial frame to the front. The buffer
+//! is not allocated until the first read and grows, by doubling, only up to `max_capacity`
+//! (the maximum packet size), so an idle session pins no memory and a hostile one cannot
+//! make it grow without bound.
+
+#[derive(Debug)]
+pub(crate) struct RecvBuffer {
+    /// Backing storage; `buf.len()` is the capacity in use.
+    buf: Vec<u8>,
+    /// Start of unread bytes.
+    read: usize,
+    /// End of unread bytes, start of free space.
+    write: usize,
+    /// Size of the first allocation.
+    initial_capacity: usize,
+    /// Growth stops here: a frame can never be larger than this.
+    max_capacity: usize,
+}
+
+impl RecvBuffer {
+    pub(crate) fn new(initial_capacity: usize, max_capacity: usize) -> Self {
+        let max_capacity = max_capacity.max(1);
+        Self {
+            buf: Vec::new(),
+            read: 0,
+            write: 0,
+            initial_capacity: initial_capacity.clamp(1, max_capacity),
+            max_capacity,
+        }
+    }
+
+    /// The bytes received and not yet consumed.
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buf[self.read..self.write]
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Marks `n` unread bytes as consumed. When nothing is left the cursors rewind for free.
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.write - self.read);
+        self.read = (self.read + n).min(self.write);
+        if self.read == self.write {
+            self.read = 0;
+            self.write = 0;
+        }
+    }
+
+    /// Free space to read into, after making room: compacts, then grows if the buffer is
+    /// full or too small for the frame in progress (`want`, the full size of that frame, if
+    /// known). Returns an empty slice only if the buffer is at `max_capacity` and full.
+    pub(crate) fn free_space(&mut self, want: usize) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.initial_capacity.max(want.min(self.max_capacity))];
+        }
+        if self.write == self.buf.len() || self.unread().len() < want {
+            self.compact();
+        }
+        let needed = want.max(self.write + 1).min(self.max_capacity);
+        if needed > self.buf.len() {
+            let new_len = (self.buf.len() * 2).max(needed).min(self.max_capacity);
+            self.buf.resize(new_len, 0);
+        }
+        &mut self.buf[self.write..]
+    }
+
+    /// Records that `n` bytes were written into the slice returned by [`free_space`](Self::free_space).
+    pub(crate) fn commit(&mut self, n: usize) {
+        debug_assert!(self.write + n <= self.buf.len());
+        self.write = (self.write + n).min(self.buf.len());
+    }
+
+    /// Moves unread bytes to the front so the free space is contiguous and as large as it can be.
+    pub(crate) fn compact(&mut self) {
+        if self.read > 0 {
+            self.buf.copy_within(self.read..self.write, 0);
+            self.write -= self.read;
+            self.read = 0;
+        }
+    }
+
+    /// Gives the memory back when nothing is buffered and the buffer grew past its initial size,
+    /// so a burst does not pin a large buffer for the rest of the session.
+    pub(crate) fn shrink_if_idle(&mut self) {
+        if self.read == self.write && self.buf.len() > self.initial_capacity {
+            self.buf = Vec::new();
+            self.read = 0;
+            self.write = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::check_frame;
+    use proptest::prelude::*;
+
+    #[test]
+    fn allocates_lazily() {
+        let b = RecvBuffer::new(4096, 65535);
+        assert_eq!(b.capacity(), 0);
+    }
+
+    #[test]
+    fn grows_for_a_large_frame_but_not_past_max() {
+        let mut b = RecvBuffer::new(16, 100);
+        assert_eq!(b.free_space(0).len(), 16);
+        assert_eq!(b.free_space(80).len(), 80);
+        b.commit(80);
+        assert_eq!(b.free_space(500).len(), 20);
+        b.commit(20);
+        assert!(b.free_space(500).is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_partial_bytes() {
+        let mut b = RecvBuffer::new(8, 8);
+        b.free_space(0)[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        b.commit(8);
+        b.consume(5);
+        assert_eq!(b.free_space(0).len(), 5);
+        assert_eq!(b.unread(), &[6, 7, 8]);
+    }
+
+    /// Feeds a byte stream in random chunk sizes and checks every frame comes out whole and
+    /// in order, as a simple model (split the stream at the size fields) says it should.
+    fn frames_from_chunks(stream: &[u8], chunks: &[usize], max: usize) -> Vec<Vec<u8>> {
+        let mut b = RecvBuffer::new(4, max);
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut chunk_iter = chunks.iter().cycle();
+        while pos < stream.len() {
+            let want = check_want(b.unread());
+            let space = b.free_space(want);
+            let n = (*chunk_iter.next().unwrap()).min(space.len()).min(stream.len() - pos).max(1);
+            space[..n].copy_from_slice(&stream[pos..pos + n]);
+            b.commit(n);
+            pos += n;
+            while let Ok(Some(len)) = check_frame(b.unread(), max) {
+                out.push(b.unread()[..len].to_vec());
+                b.consume(len);
+            }
+            b.shrink_if_idle();
+        }
+        out
+    }
+
+    fn check_want(unread: &[u8]) -> usize {
+        unread.first_chunk::<2>().map_or(0, |s| usize::from(u16::from_le_bytes(*s)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED), ..ProptestConfig::default() })]
+
+        #[test]
+        fn frames_survive_any_chunking(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20),
+            chunks in proptest::collection::vec(1usize..700, 1..10),
+        ) {
+            let mut stream = Vec::new();
+            let mut expected = Vec::new();
+            for (i, body) in bodies.iter().enumerate() {
+                let mut frame = crate::frame::header(i as u16, body.len()).unwrap().to_vec();
+                frame.extend_from_slice(body);
+                stream.extend_from_slice(&frame);
+                expected.push(frame);
+            }
+            prop_assert_eq!(frames_from_chunks(&stream, &chunks, 400), expected);
+        }
+    }
+}
