@@ -46,7 +46,9 @@ impl Config {
         self.threads = self.threads.max(1);
         self.max_packet_size = self.max_packet_size.clamp(HEADER_SIZE, MAX_FRAME_SIZE);
         self.max_send_queue = self.max_send_queue.max(1);
-        self.recv_buffer_initial = self.recv_buffer_initial.clamp(HEADER_SIZE, self.max_packet_size);
+        self.recv_buffer_initial = self
+            .recv_buffer_initial
+            .clamp(HEADER_SIZE, self.max_packet_size);
         self
     }
 }

@@ -474,7 +474,7 @@ impl EventLoop {
                     let target = self.next_target % self.peers.len();
                     self.next_target = self.next_target.wrapping_add(1);
                     if target == self.shared.index {
-                        self.adopt(adoption);
+                        self.adopt(*adoption);
                     } else {
                         self.peers[target].submit(Command::Adopt(adoption));
                     }
@@ -515,7 +515,10 @@ impl EventLoop {
             .registry()
             .register(&mut entry.socket, token, Interest::READABLE)
         {
-            error!("failed to register listener {}: {e}", entry.shared.local_addr);
+            error!(
+                "failed to register listener {}: {e}",
+                entry.shared.local_addr
+            );
             return;
         }
         info!(
@@ -530,14 +533,14 @@ impl EventLoop {
 
     // ---- session lifecycle -----------------------------------------------------------
 
-    fn adopt(&mut self, adoption: Box<Adoption>) {
+    fn adopt(&mut self, adoption: Adoption) {
         let Adoption {
             mut stream,
             peer_addr,
             mut handler,
             listener,
             connecting,
-        } = *adoption;
+        } = adoption;
         if self.shutdown_deadline.is_some() {
             if let Some(l) = &listener {
                 l.release_slot();
@@ -614,7 +617,10 @@ impl EventLoop {
             handler, session, ..
         } = entry;
         if catch_unwind(AssertUnwindSafe(|| handler.on_connected(session))).is_err() {
-            self.close(key, DisconnectReason::Handler("on_connected panicked".into()));
+            self.close(
+                key,
+                DisconnectReason::Handler("on_connected panicked".into()),
+            );
             return;
         }
         if !entry_is_empty(&self.sessions, key) {
@@ -659,10 +665,7 @@ impl EventLoop {
         entry.session.mark_closed();
         let _ = self.poll.registry().deregister(&mut entry.stream);
         self.shared.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        debug!(
-            "connect to {} failed: {error}",
-            entry.session.peer_addr()
-        );
+        debug!("connect to {} failed: {error}", entry.session.peer_addr());
         let handler = &mut entry.handler;
         let _ = catch_unwind(AssertUnwindSafe(|| handler.on_connect_failed(&error)));
     }
@@ -720,7 +723,10 @@ impl EventLoop {
             ..
         } = entry;
         drop((stream, send, recv));
-        if catch_unwind(AssertUnwindSafe(|| handler.on_disconnected(&session, &reason))).is_err()
+        if catch_unwind(AssertUnwindSafe(|| {
+            handler.on_disconnected(&session, &reason)
+        }))
+        .is_err()
         {
             error!("on_disconnected of session {id} panicked");
         }
@@ -787,9 +793,7 @@ impl EventLoop {
     }
 
     fn session_matches(&self, key: usize, id: SessionId) -> bool {
-        self.sessions
-            .get(key)
-            .is_some_and(|e| e.session.id() == id)
+        self.sessions.get(key).is_some_and(|e| e.session.id() == id)
     }
 
     // ---- commands, tasks, timers -------------------------------------------------------
@@ -811,7 +815,7 @@ impl EventLoop {
                     self.begin_close(key, DisconnectReason::Local);
                 }
             }
-            Command::Adopt(adoption) => self.adopt(adoption),
+            Command::Adopt(adoption) => self.adopt(*adoption),
             Command::Listen(entry) => self.add_listener(*entry),
             Command::Task(task) => self.ready_tasks.push_back(task),
             Command::Timer { deadline, task } => {
@@ -867,10 +871,9 @@ impl EventLoop {
                 }
                 TimerKind::IdleCheck { key, id } => self.check_idle(key, id),
                 TimerKind::ConnectTimeout { key, id } => {
-                    let connecting = self
-                        .sessions
-                        .get(key)
-                        .is_some_and(|e| e.session.id() == id && matches!(e.phase, Phase::Connecting));
+                    let connecting = self.sessions.get(key).is_some_and(|e| {
+                        e.session.id() == id && matches!(e.phase, Phase::Connecting)
+                    });
                     if connecting {
                         self.fail_connect(key, io::ErrorKind::TimedOut.into());
                     }
@@ -887,7 +890,8 @@ impl EventLoop {
     }
 
     fn check_idle(&mut self, key: usize, id: SessionId) {
-        let (Some(timeout), Some(entry)) = (self.config.idle_timeout, self.sessions.get(key)) else {
+        let (Some(timeout), Some(entry)) = (self.config.idle_timeout, self.sessions.get(key))
+        else {
             return;
         };
         if entry.session.id() != id || !matches!(entry.phase, Phase::Open) {
@@ -1011,7 +1015,9 @@ impl EventLoop {
             stats.bytes_in.fetch_add(it.bytes_in, Ordering::Relaxed);
         }
         if it.packets_out > 0 || it.bytes_out > 0 {
-            stats.packets_out.fetch_add(it.packets_out, Ordering::Relaxed);
+            stats
+                .packets_out
+                .fetch_add(it.packets_out, Ordering::Relaxed);
             stats.bytes_out.fetch_add(it.bytes_out, Ordering::Relaxed);
         }
     }
@@ -1120,10 +1126,11 @@ fn staged_pending() -> bool {
 /// Whether we are on an I/O thread of the given service (used to keep hand-offs local).
 pub(crate) fn current_loop(service_id: u64) -> Option<usize> {
     LOCAL.with(|local| {
-        local
-            .try_borrow()
-            .ok()
-            .and_then(|ctx| ctx.as_ref().filter(|c| c.service_id == service_id).map(|c| c.loop_index))
+        local.try_borrow().ok().and_then(|ctx| {
+            ctx.as_ref()
+                .filter(|c| c.service_id == service_id)
+                .map(|c| c.loop_index)
+        })
     })
 }
 

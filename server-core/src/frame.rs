@@ -153,7 +153,7 @@ mod tests {
                 Ok(None)
             } else {
                 let size = usize::from(buf[0]) | usize::from(buf[1]) << 8;
-                if size < 4 { Err(()) } else if size > max { Err(()) }
+                if !(4..=max).contains(&size) { Err(()) }
                 else if buf.len() >= size { Ok(Some(size)) } else { Ok(None) }
             };
             prop_assert_eq!(got.map_err(|_| ()), model);

@@ -161,7 +161,10 @@ impl<T: Send + 'static> Inner<T> {
             }
             if started.elapsed() >= this.budget {
                 let next_runner = Arc::clone(this);
-                match this.executor.execute(Box::new(move || Inner::run(&next_runner))) {
+                match this
+                    .executor
+                    .execute(Box::new(move || Inner::run(&next_runner)))
+                {
                     Ok(()) => return,
                     // No thread left to take it (service stopped): keep going here.
                     Err(_) => started = Instant::now(),
@@ -189,7 +192,8 @@ impl<T> fmt::Debug for JobQueue<T> {
 
 fn lock<J>(jobs: &Mutex<J>) -> crate::loom::sync::MutexGuard<'_, J> {
     // The lock is never held while user code runs, so it cannot be poisoned by a job.
-    jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    jobs.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
@@ -263,7 +267,11 @@ mod tests {
         let seen = read(&q);
         assert_eq!(seen.len(), 8_000);
         for t in 0..4 {
-            let mine: Vec<u32> = seen.iter().filter(|(w, _)| *w == t).map(|(_, i)| *i).collect();
+            let mine: Vec<u32> = seen
+                .iter()
+                .filter(|(w, _)| *w == t)
+                .map(|(_, i)| *i)
+                .collect();
             assert_eq!(mine, (0..2_000).collect::<Vec<_>>());
         }
     }
@@ -357,7 +365,10 @@ mod loom_job_queue {
             let seen = out.lock().unwrap().take().expect("the reading job ran");
             assert_eq!(seen.len(), 3, "every job ran exactly once: {seen:?}");
             let pos = |x| seen.iter().position(|&y| y == x).unwrap();
-            assert!(pos(1) < pos(2), "one pusher's jobs keep their order: {seen:?}");
+            assert!(
+                pos(1) < pos(2),
+                "one pusher's jobs keep their order: {seen:?}"
+            );
             assert!(seen.contains(&10));
             assert_eq!(q.pending_jobs(), 0);
         });

@@ -146,7 +146,10 @@ mod tests {
         while pos < stream.len() {
             let want = check_want(b.unread());
             let space = b.free_space(want);
-            let n = (*chunk_iter.next().unwrap()).min(space.len()).min(stream.len() - pos).max(1);
+            let n = (*chunk_iter.next().unwrap())
+                .min(space.len())
+                .min(stream.len() - pos)
+                .max(1);
             space[..n].copy_from_slice(&stream[pos..pos + n]);
             b.commit(n);
             pos += n;
@@ -160,7 +163,9 @@ mod tests {
     }
 
     fn check_want(unread: &[u8]) -> usize {
-        unread.first_chunk::<2>().map_or(0, |s| usize::from(u16::from_le_bytes(*s)))
+        unread
+            .first_chunk::<2>()
+            .map_or(0, |s| usize::from(u16::from_le_bytes(*s)))
     }
 
     proptest! {

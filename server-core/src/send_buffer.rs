@@ -112,8 +112,18 @@ mod tests {
     #[test]
     fn packets_share_one_chunk() {
         let mut arena = SendBuffer::new(1024);
-        let a = arena.write(|b| Ok::<_, ()>(b.extend_from_slice(&[1; 10]))).unwrap();
-        let b = arena.write(|b| Ok::<_, ()>(b.extend_from_slice(&[2; 10]))).unwrap();
+        let a = arena
+            .write(|b| {
+                b.extend_from_slice(&[1; 10]);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        let b = arena
+            .write(|b| {
+                b.extend_from_slice(&[2; 10]);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert_eq!(a.as_ptr().wrapping_add(10), b.as_ptr());
     }
 
@@ -125,14 +135,24 @@ mod tests {
             Err("too big")
         });
         assert_eq!(r, Err("too big"));
-        let ok = arena.write(|b| Ok::<_, ()>(b.extend_from_slice(&[1]))).unwrap();
+        let ok = arena
+            .write(|b| {
+                b.extend_from_slice(&[1]);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert_eq!(&ok[..], &[1]);
     }
 
     #[test]
     fn oversized_packet_still_encodes() {
         let mut arena = SendBuffer::new(256);
-        let big = arena.write(|b| Ok::<_, ()>(b.extend_from_slice(&[7; 5000]))).unwrap();
+        let big = arena
+            .write(|b| {
+                b.extend_from_slice(&[7; 5000]);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert_eq!(big.len(), 5000);
     }
 }
