@@ -1,0 +1,74 @@
+//! `cargo run -p game-server`: the GameRoom server on 127.0.0.1:7777.
+//!
+//! Parses the flags, starts the server, logs a summary every 10 s and shuts down gracefully
+//! on SIGINT or SIGTERM. Logging goes through `env_logger` (`RUST_LOG`, default `info`).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use clap::Parser;
+use game_server::{GameStats, ServerConfig};
+use log::{error, info};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Interval of the stats line.
+const STATS_EVERY: Duration = Duration::from_secs(10);
+
+/// The GameRoom server of the ServerCore course, on server-core: players enter a room, see
+/// each other, move and chat (protocol: game-server/PDL.xml). Log level: RUST_LOG
+/// (default info).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    config: ServerConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    // Installed before the server starts, so a signal can never hit the default action.
+    let (stop_tx, stop_rx) = mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    }) {
+        error!("cannot install the SIGINT/SIGTERM handler: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let server = match game_server::start(cli.config) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut last = (Instant::now(), server.stats());
+    // The channel doubles as the stats timer: a signal (or a dropped sender) ends the loop.
+    while let Err(RecvTimeoutError::Timeout) = stop_rx.recv_timeout(STATS_EVERY) {
+        let now = (Instant::now(), server.stats());
+        log_stats(last, now);
+        last = now;
+    }
+    info!("signal received, shutting down");
+    server.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// One line: sessions, rooms, players, and per-second rates since the last line.
+fn log_stats((t0, s0): (Instant, GameStats), (t1, s1): (Instant, GameStats)) {
+    let secs = (t1 - t0).as_secs_f64().max(1e-3);
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+    info!(
+        "sessions {} | rooms {} | players {} | packets in {:.0}/s, out {:.0}/s | bytes out {:.0}/s",
+        s1.service.sessions,
+        s1.rooms,
+        s1.players,
+        rate(s0.service.packets_in, s1.service.packets_in),
+        rate(s0.service.packets_out, s1.service.packets_out),
+        rate(s0.service.bytes_out, s1.service.bytes_out),
+    );
+}
