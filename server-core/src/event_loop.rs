@@ -107,6 +107,9 @@ pub(crate) struct LoopStats {
     pub(crate) packets_out: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) read_calls: AtomicU64,
+    pub(crate) write_calls: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
 }
 
 /// The part of a loop other threads hold: its inbox, its waker and its counters.
@@ -135,6 +138,8 @@ struct LocalContext {
     outboxes: Vec<Vec<Command>>,
     /// Tasks and timers with their target loop, forwarded after all data.
     tasks: Vec<(usize, Command)>,
+    /// Every loop of the service, for [`publish_staged`].
+    peers: Arc<[Arc<LoopShared>]>,
 }
 
 thread_local! {
@@ -206,7 +211,8 @@ impl LoopShared {
     }
 
     /// Moves a whole batch into the inbox under one lock; dropped if the loop has stopped.
-    fn push_batch(&self, commands: &mut Vec<Command>) {
+    /// `wake` is false when the caller is this loop's own thread (it drains before sleeping).
+    fn push_batch(&self, commands: &mut Vec<Command>, wake: bool) {
         {
             let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
             if inbox.stopped {
@@ -219,7 +225,9 @@ impl LoopShared {
                 inbox.commands.append(commands);
             }
         }
-        self.wake();
+        if wake {
+            self.wake();
+        }
     }
 
     fn wake(&self) {
@@ -281,6 +289,8 @@ struct IterationStats {
     packets_out: u64,
     bytes_in: u64,
     bytes_out: u64,
+    read_calls: u64,
+    write_calls: u64,
 }
 
 pub(crate) struct EventLoop {
@@ -345,6 +355,7 @@ impl EventLoop {
                 loop_index: self.shared.index,
                 outboxes: (0..self.peers.len()).map(|_| Vec::new()).collect(),
                 tasks: Vec::new(),
+                peers: Arc::clone(&self.peers),
             });
         });
         debug!("I/O thread {} started", self.shared.index);
@@ -709,10 +720,16 @@ impl EventLoop {
         let id = entry.session.id();
         let peer = entry.session.peer_addr();
         match &reason {
-            DisconnectReason::PeerClosed | DisconnectReason::Local | DisconnectReason::Shutdown => {
-                debug!("session {id} ({peer}) closed: {reason}");
+            // The peer broke the rules or could not keep up: worth an operator's attention.
+            DisconnectReason::Framing(_)
+            | DisconnectReason::PeerClosedMidFrame { .. }
+            | DisconnectReason::Handler(_)
+            | DisconnectReason::SendQueueOverflow { .. } => {
+                warn!("session {id} ({peer}) closed: {reason}");
             }
-            _ => warn!("session {id} ({peer}) closed: {reason}"),
+            DisconnectReason::IdleTimeout(_) => info!("session {id} ({peer}) closed: {reason}"),
+            // Ordinary ends of a connection, resets included.
+            _ => debug!("session {id} ({peer}) closed: {reason}"),
         }
         let SessionEntry {
             stream,
@@ -745,6 +762,7 @@ impl EventLoop {
             }
             let want = pending_frame_len(entry.recv.unread());
             let space = entry.recv.free_space(want);
+            self.iteration.read_calls += 1;
             match entry.stream.read(space) {
                 Ok(0) => {
                     let buffered = entry.recv.unread().len();
@@ -923,6 +941,9 @@ impl EventLoop {
     fn drain_staged(&mut self) {
         let me = self.shared.index;
         for _ in 0..STAGING_ROUNDS {
+            // The inbox first: whatever a JobQueue run published there (from any thread,
+            // this one included) happened before anything staged here since.
+            self.drain_inbox();
             let mut local = std::mem::take(&mut self.scratch_commands);
             let tasks = LOCAL.with(|cell| {
                 let mut cell = cell.borrow_mut();
@@ -932,7 +953,7 @@ impl EventLoop {
                 std::mem::swap(&mut ctx.outboxes[me], &mut local);
                 for (index, outbox) in ctx.outboxes.iter_mut().enumerate() {
                     if index != me && !outbox.is_empty() {
-                        self.peers[index].push_batch(outbox);
+                        self.peers[index].push_batch(outbox, true);
                     }
                 }
                 std::mem::take(&mut ctx.tasks)
@@ -980,6 +1001,7 @@ impl EventLoop {
         }
         match entry.send.write_to(&mut entry.stream) {
             Ok(flushed) => {
+                self.iteration.write_calls += flushed.calls as u64;
                 self.iteration.bytes_out += flushed.bytes as u64;
                 self.iteration.packets_out += flushed.packets as u64;
                 if flushed.bytes > 0 {
@@ -1010,6 +1032,11 @@ impl EventLoop {
     fn publish_stats(&mut self) {
         let it = std::mem::take(&mut self.iteration);
         let stats = &self.shared.stats;
+        stats.wakeups.fetch_add(1, Ordering::Relaxed);
+        stats.read_calls.fetch_add(it.read_calls, Ordering::Relaxed);
+        stats
+            .write_calls
+            .fetch_add(it.write_calls, Ordering::Relaxed);
         if it.packets_in > 0 || it.bytes_in > 0 {
             stats.packets_in.fetch_add(it.packets_in, Ordering::Relaxed);
             stats.bytes_in.fetch_add(it.bytes_in, Ordering::Relaxed);
@@ -1121,6 +1148,34 @@ fn staged_pending() -> bool {
             })
         })
     })
+}
+
+/// Makes every command staged on this thread visible, in order, to the loops they are for:
+/// each outbox (our own loop's included) moves into its loop's inbox.
+///
+/// A [`JobQueue`](crate::JobQueue) calls this after each job, before it can be released to
+/// another thread. Without it, a room job run here and the room's next job run on another
+/// thread could reach the same session in the wrong order: ours would still sit in this
+/// thread's outbox while theirs was applied. Loops drain their inbox before applying their
+/// own staged commands, so published commands always come first. Does nothing off the I/O
+/// threads, whose sends go straight to the inboxes anyway.
+pub(crate) fn publish_staged() {
+    LOCAL.with(|cell| {
+        let Ok(mut cell) = cell.try_borrow_mut() else {
+            return;
+        };
+        let Some(ctx) = cell.as_mut() else {
+            return;
+        };
+        let me = ctx.loop_index;
+        for (index, outbox) in ctx.outboxes.iter_mut().enumerate() {
+            if !outbox.is_empty() {
+                if let Some(peer) = ctx.peers.get(index) {
+                    peer.push_batch(outbox, index != me);
+                }
+            }
+        }
+    });
 }
 
 /// Whether we are on an I/O thread of the given service (used to keep hand-offs local).

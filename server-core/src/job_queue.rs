@@ -156,6 +156,9 @@ impl<T: Send + 'static> Inner<T> {
                     error!("a job panicked: {}", panic_message(&*panic));
                 }
             });
+            // Before the queue can pass to another thread, what this job sent must be
+            // where that thread's sends will queue up behind it.
+            crate::event_loop::publish_staged();
             if this.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 return;
             }

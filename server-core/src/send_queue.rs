@@ -21,6 +21,8 @@ pub(crate) struct SendQueue {
 pub(crate) struct Flushed {
     pub(crate) bytes: usize,
     pub(crate) packets: usize,
+    /// `writev` calls made (including the one that said `WouldBlock`).
+    pub(crate) calls: usize,
     /// The socket said `WouldBlock` with bytes still queued: wait for a writable event.
     pub(crate) blocked: bool,
 }
@@ -69,6 +71,7 @@ impl SendQueue {
     pub(crate) fn write_to(&mut self, out: &mut impl Write) -> io::Result<Flushed> {
         let mut flushed = Flushed::default();
         while !self.packets.is_empty() {
+            flushed.calls += 1;
             let written = match self.write_once(out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,

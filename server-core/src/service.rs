@@ -193,6 +193,12 @@ pub struct ServiceStats {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
+    /// `read` system calls on sessions (including the final one that finds nothing).
+    pub read_calls: u64,
+    /// `writev` system calls on sessions.
+    pub write_calls: u64,
+    /// Event-loop iterations (each one `epoll_wait`), summed over the I/O threads.
+    pub loop_iterations: u64,
 }
 
 /// The running networking core: N I/O threads with their sessions, listeners and timers.
@@ -474,6 +480,9 @@ impl ServiceHandle {
             total.packets_out += s.packets_out.load(Ordering::Relaxed);
             total.bytes_in += s.bytes_in.load(Ordering::Relaxed);
             total.bytes_out += s.bytes_out.load(Ordering::Relaxed);
+            total.read_calls += s.read_calls.load(Ordering::Relaxed);
+            total.write_calls += s.write_calls.load(Ordering::Relaxed);
+            total.loop_iterations += s.wakeups.load(Ordering::Relaxed);
         }
         total
     }

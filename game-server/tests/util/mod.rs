@@ -264,3 +264,165 @@ impl Reader<'_> {
         [self.f32(), self.f32(), self.f32()]
     }
 }
+
+// ---- Reliability helpers (tests/reliability.rs, tests/fuzz.rs, tests/storm.rs) ----------
+
+/// Log lines captured by [`capture_logs`], as `"LEVEL message"`.
+static CAPTURED_LOGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A `log::Log` that keeps info-and-above records in [`CAPTURED_LOGS`] (and echoes
+/// warnings and errors to the test's captured stderr).
+struct CaptureLogger;
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!("{} {}", record.level(), record.args());
+        if record.level() <= log::Level::Warn {
+            eprintln!("[log] {line}");
+        }
+        CAPTURED_LOGS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger once per test binary; call it before [`server`] (whose
+/// `env_logger` then stays out). Returns false if another logger got there first.
+pub fn capture_logs() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let ok = log::set_logger(&CaptureLogger).is_ok();
+        if ok {
+            log::set_max_level(log::LevelFilter::Info);
+        }
+        ok
+    })
+}
+
+/// Captured log lines containing every one of `needles`.
+pub fn logs_matching(needles: &[&str]) -> Vec<String> {
+    CAPTURED_LOGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .cloned()
+        .collect()
+}
+
+/// Waits up to `within` for a captured log line containing every one of `needles`.
+pub fn wait_for_log(within: Duration, needles: &[&str]) -> Option<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(line) = logs_matching(needles).into_iter().next() {
+            return Some(line);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The marker server-core puts in its "closed" log line for the session whose peer is
+/// `client` (our side of the connection): `(127.0.0.1:PORT) closed:`.
+pub fn closed_marker(client: &TcpStream) -> String {
+    format!("({}) closed:", client.local_addr().unwrap())
+}
+
+/// Reads and discards until the server closes `stream` (EOF or reset); returns how long
+/// that took, or `None` if it was still open after `within`.
+pub fn time_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let deadline = start + within;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Some(start.elapsed()), // reset: closed with our bytes unread
+        }
+    }
+}
+
+/// Polls `cond` every 2 ms for up to `within`; true if it came to hold.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Resident set size of this process in KiB (`VmRSS` of /proc/self/status).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS line")
+}
+
+/// Open file descriptors of this process (entries of /proc/self/fd).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+}
+
+/// A small seeded xorshift64* generator: reproducible inputs without a dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform-ish in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(n);
+        out
+    }
+}
