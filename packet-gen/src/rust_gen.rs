@@ -757,16 +757,29 @@ fn runtime(w: &mut String, encoding: StringEncoding) {
         StringEncoding::Utf16Le => (
             "s.chars().map(char::len_utf16).sum::<usize>() * 2",
             r#"    __pg_put_count(buf, __pg_str_len(s));
+    if s.is_ascii() {
+        buf.reserve(s.len() * 2);
+        for b in s.bytes() {
+            buf.extend_from_slice(&[b, 0]);
+        }
+        return;
+    }
     for unit in s.encode_utf16() {
         buf.extend_from_slice(&unit.to_le_bytes());
     }"#,
             r#"        if bytes.len() % 2 != 0 {
             return Err(DecodeError::InvalidString { field });
         }
-        let units = bytes
+        let mut out = ::std::string::String::with_capacity(bytes.len() / 2);
+        // ASCII needs no surrogate logic: the common case (chat, names) takes this loop.
+        let mut rest = bytes;
+        while let [lo @ 0..=0x7F, 0, tail @ ..] = rest {
+            out.push(char::from(*lo));
+            rest = tail;
+        }
+        let units = rest
             .chunks_exact(2)
             .map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
-        let mut out = ::std::string::String::with_capacity(bytes.len());
         for c in ::core::char::decode_utf16(units) {
             out.push(c.map_err(|_| DecodeError::InvalidString { field })?);
         }

@@ -1201,6 +1201,13 @@ fn __pg_check_count(len: usize, field: &'static str) -> ::core::result::Result<(
 #[allow(dead_code, unreachable_pub, unused_qualifications, non_camel_case_types, clippy::upper_case_acronyms, clippy::module_inception, clippy::large_enum_variant, clippy::enum_variant_names)]
 fn __pg_put_str(buf: &mut ::bytes::BytesMut, s: &str) {
     __pg_put_count(buf, __pg_str_len(s));
+    if s.is_ascii() {
+        buf.reserve(s.len() * 2);
+        for b in s.bytes() {
+            buf.extend_from_slice(&[b, 0]);
+        }
+        return;
+    }
     for unit in s.encode_utf16() {
         buf.extend_from_slice(&unit.to_le_bytes());
     }
@@ -1240,10 +1247,16 @@ impl<'a> __PgReader<'a> {
         if bytes.len() % 2 != 0 {
             return Err(DecodeError::InvalidString { field });
         }
-        let units = bytes
+        let mut out = ::std::string::String::with_capacity(bytes.len() / 2);
+        // ASCII needs no surrogate logic: the common case (chat, names) takes this loop.
+        let mut rest = bytes;
+        while let [lo @ 0..=0x7F, 0, tail @ ..] = rest {
+            out.push(char::from(*lo));
+            rest = tail;
+        }
+        let units = rest
             .chunks_exact(2)
             .map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
-        let mut out = ::std::string::String::with_capacity(bytes.len());
         for c in ::core::char::decode_utf16(units) {
             out.push(c.map_err(|_| DecodeError::InvalidString { field })?);
         }
