@@ -783,9 +783,6 @@ fn sigint_under_load_exits_zero_within_5s() {
 /// players enter at once: 4 threads × 50 connections, up to 20 rounds (stops at the
 /// first misordered one).
 #[test]
-#[ignore = "bug: a packet sent by a JobQueue job on one I/O thread can be overtaken by one sent \
-            by the queue's next job on another I/O thread (staged outbox not flushed when the \
-            queue goes idle); see docs/reliability.md"]
 fn a_newcomers_first_packet_is_its_player_list_even_in_a_crowd() {
     let server = server(|_| {});
     let addr = server.local_addr();
