@@ -154,8 +154,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Chat)]
     pub mode: Mode,
 
-    /// Milliseconds between two sends of one session.
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    /// Milliseconds between two sends of one session; 0 = never send (idle sessions that
+    /// only connect and read, for idle memory and CPU measurements).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub interval_ms: u64,
 
     /// Seconds of the measured window (fractions allowed); 0 = until Ctrl-C.

@@ -142,11 +142,13 @@ impl Scheduler {
                 .min(max_wait);
             match self.ready.recv_timeout(wait) {
                 Ok(index) => {
-                    let first = Instant::now() + self.rng.phase(self.interval);
-                    heap.push(Reverse((first, index)));
-                    while let Ok(index) = self.ready.try_recv() {
-                        let first = Instant::now() + self.rng.phase(self.interval);
-                        heap.push(Reverse((first, index)));
+                    // Interval 0: idle sessions that connect and only read.
+                    let sending = !self.interval.is_zero();
+                    for index in std::iter::once(index).chain(self.ready.try_iter()) {
+                        if sending {
+                            let first = Instant::now() + self.rng.phase(self.interval);
+                            heap.push(Reverse((first, index)));
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}

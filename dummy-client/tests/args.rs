@@ -78,13 +78,19 @@ fn chat_mode_and_host_names() {
 }
 
 #[test]
+fn interval_zero_means_idle_sessions() {
+    let a = Args::try_parse_from(["dummy-client", "--interval-ms", "0"]).unwrap();
+    assert!(a.interval().is_zero());
+}
+
+#[test]
 fn rejects_bad_values() {
     for bad in [
         &["--mode", "fly"][..],
         &["--count", "0"],
         &["--count", "-3"],
         &["--count", "many"],
-        &["--interval-ms", "0"],
+        &["--interval-ms", "3600001"],
         &["--duration", "-1"],
         &["--duration", "soon"],
         &["--duration", "inf"],

@@ -171,16 +171,10 @@ impl Lobby {
     fn open_room(&mut self, me: &JobQueue<Lobby>) -> RoomId {
         let id = RoomId(self.next_room);
         self.next_room += 1;
-        let room = GameRoom::new(
-            id,
-            self.tick.is_some(),
-            me.clone(),
-            Arc::clone(&self.players),
-        );
+        let room = GameRoom::new(id, self.tick, me.clone(), Arc::clone(&self.players));
         let queue = JobQueue::new(&self.service, room);
-        if let Some(interval) = self.tick {
-            queue.push_every(interval, GameRoom::flush);
-        }
+        let me = queue.downgrade();
+        queue.push(move |room| room.set_queue(me));
         self.rooms.insert(id, RoomEntry { queue, players: 0 });
         self.room_count.store(self.rooms.len(), Ordering::Relaxed);
         debug!("lobby: room {id} opened ({} open)", self.rooms.len());

@@ -31,10 +31,11 @@ use crate::packets::{
 use crate::player::PlayerId;
 use bytes::{Bytes, BytesMut};
 use log::{debug, error};
-use server_core::{encode_with, frame, JobQueue, Session};
+use server_core::{encode_with, frame, JobQueue, Session, WeakJobQueue};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A job for a room's queue.
 pub(crate) type RoomJob = Box<dyn FnOnce(&mut GameRoom) + Send>;
@@ -64,8 +65,15 @@ pub struct GameRoom {
     id: RoomId,
     /// Ordered by player id, so `S_PlayerList` lists players in the order they came.
     members: BTreeMap<PlayerId, Member>,
-    /// Whether broadcasts wait for the next tick's flush.
-    tick: bool,
+    /// Flush interval: broadcasts wait at most this long (`None`: sent at once).
+    tick: Option<Duration>,
+    /// A flush is scheduled. The timer is armed by the first broadcast after a flush, so an
+    /// idle room sets no timers at all (a fixed `push_every` would wake the server 200
+    /// times a second per room for nothing).
+    flush_armed: bool,
+    /// This room's own queue, to arm the flush timer; weak, so the room does not keep
+    /// itself alive.
+    me: Option<WeakJobQueue<GameRoom>>,
     /// Frames broadcast since the last flush (tick mode only).
     pending: Vec<Bytes>,
     /// Total bytes in `pending`.
@@ -77,10 +85,11 @@ pub struct GameRoom {
 }
 
 impl GameRoom {
-    /// An empty room. With `tick` set, broadcasts are held until [`flush`](Self::flush).
+    /// An empty room. With `tick` set, broadcasts are held until [`flush`](Self::flush),
+    /// which runs at most `tick` after the first held broadcast.
     pub(crate) fn new(
         id: RoomId,
-        tick: bool,
+        tick: Option<Duration>,
         lobby: JobQueue<Lobby>,
         players: Arc<AtomicUsize>,
     ) -> Self {
@@ -88,11 +97,18 @@ impl GameRoom {
             id,
             members: BTreeMap::new(),
             tick,
+            flush_armed: false,
+            me: None,
             pending: Vec::new(),
             pending_len: 0,
             lobby,
             players,
         }
+    }
+
+    /// Gives the room a handle to its own queue (for its flush timer).
+    pub(crate) fn set_queue(&mut self, me: WeakJobQueue<GameRoom>) {
+        self.me = Some(me);
     }
 
     /// This room's id (1, 2, ... in the order the lobby opened them).
@@ -193,6 +209,7 @@ impl GameRoom {
     /// send per member (a member who joined meanwhile gets the part from its entry on).
     /// Does nothing when nothing is pending.
     pub fn flush(&mut self) {
+        self.flush_armed = false;
         if self.pending.is_empty() {
             return;
         }
@@ -228,9 +245,15 @@ impl GameRoom {
                 return;
             }
         };
-        if self.tick {
+        if let Some(tick) = self.tick {
             self.pending_len += frame.len();
             self.pending.push(frame);
+            if !self.flush_armed {
+                if let Some(me) = self.me.as_ref().and_then(WeakJobQueue::upgrade) {
+                    me.push_after(tick, GameRoom::flush);
+                    self.flush_armed = true;
+                }
+            }
         } else {
             for member in self.members.values() {
                 member.session.send(frame.clone());

@@ -132,8 +132,59 @@ impl<T: Send + 'static> JobQueue<T> {
         self.inner.pending.load(Ordering::Acquire)
     }
 
-    pub(crate) fn downgrade(&self) -> Weak<Inner<T>> {
+    pub(crate) fn weak_inner(&self) -> Weak<Inner<T>> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// A handle that does not keep the queue (and its state) alive: what a state needs to
+    /// push to its own queue later (for example, to arm a timer) without a reference cycle.
+    ///
+    /// # Examples
+    /// ```
+    /// use server_core::{JobQueue, Service};
+    ///
+    /// let service = Service::builder().threads(1).build()?;
+    /// let queue = JobQueue::new(&service.handle(), 0u32);
+    /// let weak = queue.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(queue);
+    /// assert!(weak.upgrade().is_none());
+    /// # Ok::<(), server_core::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn downgrade(&self) -> WeakJobQueue<T> {
+        WeakJobQueue {
+            inner: self.weak_inner(),
+        }
+    }
+}
+
+/// A non-owning handle to a [`JobQueue`], from [`JobQueue::downgrade`].
+pub struct WeakJobQueue<T> {
+    inner: Weak<Inner<T>>,
+}
+
+impl<T> WeakJobQueue<T> {
+    /// The queue, if any [`JobQueue`] handle to it still exists.
+    #[must_use]
+    pub fn upgrade(&self) -> Option<JobQueue<T>> {
+        self.inner.upgrade().map(|inner| JobQueue { inner })
+    }
+}
+
+impl<T> Clone for WeakJobQueue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Weak::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> fmt::Debug for WeakJobQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakJobQueue")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
     }
 }
 

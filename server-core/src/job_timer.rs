@@ -31,7 +31,7 @@ impl<T: Send + 'static> JobQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn push_after<F: FnOnce(&mut T) + Send + 'static>(&self, delay: Duration, job: F) {
-        let queue = self.downgrade();
+        let queue = self.weak_inner();
         let fire = Box::new(move || {
             if let Some(inner) = queue.upgrade() {
                 JobQueue { inner }.push_boxed(Box::new(job));
@@ -65,7 +65,7 @@ impl<T: Send + 'static> JobQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn push_every<F: FnMut(&mut T) + Send + 'static>(&self, interval: Duration, job: F) {
-        schedule_repeat(self.downgrade(), interval, job);
+        schedule_repeat(self.weak_inner(), interval, job);
     }
 }
 

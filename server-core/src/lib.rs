@@ -69,7 +69,7 @@ mod session;
 mod timer;
 
 pub use event_loop::Task;
-pub use job_queue::JobQueue;
+pub use job_queue::{JobQueue, WeakJobQueue};
 pub use listener::Listener;
 pub use send_buffer::{encode_with, SendBuffer};
 pub use service::{

@@ -85,6 +85,7 @@ impl SendQueue {
             flushed.bytes += written;
             flushed.packets += self.advance(written);
         }
+        self.release_if_drained();
         Ok(flushed)
     }
 
@@ -107,6 +108,15 @@ impl SendQueue {
                 .map(|p| IoSlice::new(p))
                 .collect();
             out.write_vectored(&slices)
+        }
+    }
+
+    /// Gives back the slot array of a queue that a burst made large, once it is empty, so
+    /// thousands of idle sessions do not each keep a burst-sized allocation.
+    fn release_if_drained(&mut self) {
+        const KEEP_SLOTS: usize = 8;
+        if self.packets.is_empty() && self.packets.capacity() > KEEP_SLOTS {
+            self.packets = VecDeque::new();
         }
     }
 
