@@ -130,6 +130,7 @@ impl fmt::Display for Mode {
     name = "dummy-client",
     version,
     about = "Load tester for game-server: N sessions that each send a packet per interval",
+    long_about = None,
     after_help = "\
 Counting: only the measured window (after --warmup, for --duration) is counted; after it the \
 client stops sending and drains for up to 2 s. expected = for each packet sent in the window, \

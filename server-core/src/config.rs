@@ -9,6 +9,7 @@ use std::time::Duration;
 pub(crate) struct Config {
     pub(crate) threads: usize,
     pub(crate) max_sessions: usize,
+    pub(crate) listen_backlog: u32,
     pub(crate) max_packet_size: usize,
     pub(crate) max_send_queue: usize,
     pub(crate) recv_buffer_initial: usize,
@@ -26,6 +27,7 @@ impl Default for Config {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_sessions: 10_000,
+            listen_backlog: 4096,
             max_packet_size: MAX_FRAME_SIZE,
             max_send_queue: 4 * 1024 * 1024,
             recv_buffer_initial: 4096,

@@ -54,6 +54,15 @@ impl ServiceBuilder {
         self
     }
 
+    /// Length of each listener's accept queue (default 4,096; the kernel caps it at
+    /// `net.core.somaxconn`). A burst of connects larger than the queue is not refused but
+    /// answered with SYN cookies: the client believes it is connected while the server never
+    /// sees the connection, so a short queue turns a connect storm into silent hangs.
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.config.listen_backlog = backlog;
+        self
+    }
+
     /// Largest incoming frame, header included; a bigger size field closes the session
     /// (default and upper bound 65,535, the most a `u16` size can say; lower bound 4).
     pub fn max_packet_size(mut self, bytes: usize) -> Self {
@@ -334,10 +343,11 @@ impl Service {
         if inner.stopping.load(Ordering::Acquire) {
             return Err(ListenError::Stopped);
         }
-        let bind = |source| ListenError::Bind { addr, source };
-        let std_listener = std::net::TcpListener::bind(addr).map_err(bind)?;
-        std_listener.set_nonblocking(true).map_err(bind)?;
-        let local_addr = std_listener.local_addr().map_err(bind)?;
+        let std_listener = bind_listener(addr, inner.config.listen_backlog)
+            .map_err(|source| ListenError::Bind { addr, source })?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|source| ListenError::Bind { addr, source })?;
         let shared = Arc::new(ListenerShared::new(
             local_addr,
             Box::new(move || Box::new(factory()) as Box<dyn SessionHandler>),
@@ -423,6 +433,18 @@ impl Service {
     fn lock_threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
         self.threads.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A non-blocking listening socket with our backlog (`std` fixes it at 128) and
+/// `SO_REUSEADDR`, so a restarted server can bind while old connections sit in TIME_WAIT.
+fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 impl Drop for Service {
