@@ -310,7 +310,7 @@ pub(crate) struct EventLoop {
     ready_tasks: VecDeque<Task>,
     /// Reused buffers, so steady state allocates nothing per iteration.
     scratch_commands: Vec<Command>,
-    scratch_events: Vec<(Token, bool, bool)>,
+    scratch_events: Vec<(Token, Readiness)>,
     /// Round-robin cursor for spreading accepted sessions over the loops.
     next_target: usize,
     now: Instant,
@@ -371,13 +371,18 @@ impl EventLoop {
             self.now = Instant::now();
             self.scratch_events.clear();
             for event in &self.events {
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                self.scratch_events
-                    .push((event.token(), readable, event.is_writable()));
+                self.scratch_events.push((
+                    event.token(),
+                    Readiness {
+                        readable: event.is_readable(),
+                        closed: event.is_read_closed() || event.is_error(),
+                        writable: event.is_writable(),
+                    },
+                ));
             }
             let mut events = std::mem::take(&mut self.scratch_events);
-            for &(token, readable, writable) in &events {
-                self.dispatch_event(token, readable, writable);
+            for &(token, readiness) in &events {
+                self.dispatch_event(token, readiness);
             }
             events.clear();
             self.scratch_events = events;
@@ -421,7 +426,7 @@ impl EventLoop {
         })
     }
 
-    fn dispatch_event(&mut self, token: Token, readable: bool, writable: bool) {
+    fn dispatch_event(&mut self, token: Token, readiness: Readiness) {
         if token == WAKER {
             return; // the inbox is drained every iteration anyway
         }
@@ -436,11 +441,13 @@ impl EventLoop {
         if matches!(entry.phase, Phase::Connecting) && !self.finish_connect(key) {
             return;
         }
-        if writable {
+        if readiness.writable {
             self.mark_dirty(key);
         }
-        if readable {
-            self.read(key);
+        if readiness.closed {
+            self.read(key, ReadUntil::WouldBlock);
+        } else if readiness.readable {
+            self.read(key, ReadUntil::ShortRead);
         }
     }
 
@@ -751,17 +758,20 @@ impl EventLoop {
 
     // ---- reading ---------------------------------------------------------------------
 
-    fn read(&mut self, key: usize) {
+    fn read(&mut self, key: usize, until: ReadUntil) {
         let max_packet = self.config.max_packet_size;
         for _ in 0..READS_PER_EVENT {
             let Some(entry) = self.sessions.get_mut(key) else {
                 return;
             };
-            if !matches!(entry.phase, Phase::Open) {
+            // Not reading for a session that is closing (even if the handler's disconnect()
+            // is still on its way as a command): its remaining frames are not wanted.
+            if !matches!(entry.phase, Phase::Open) || !entry.session.is_connected() {
                 return;
             }
             let want = pending_frame_len(entry.recv.unread());
             let space = entry.recv.free_space(want);
+            let asked = space.len();
             self.iteration.read_calls += 1;
             match entry.stream.read(space) {
                 Ok(0) => {
@@ -782,6 +792,12 @@ impl EventLoop {
                     self.iteration.packets_in += delivered.count;
                     if let Err(reason) = delivered.result {
                         self.close(key, reason);
+                        return;
+                    }
+                    if n < asked && until == ReadUntil::ShortRead {
+                        // The socket had less than we asked for, so it is empty now; new
+                        // data raises a new edge. Skips the read that would only say
+                        // WouldBlock (half of all reads under chat load).
                         return;
                     }
                 }
@@ -805,7 +821,7 @@ impl EventLoop {
         let pending = std::mem::take(&mut self.still_readable);
         for (key, id) in pending {
             if self.session_matches(key, id) {
-                self.read(key);
+                self.read(key, ReadUntil::ShortRead);
             }
         }
     }
@@ -1090,6 +1106,26 @@ impl EventLoop {
         LOCAL.with(|local| local.borrow_mut().take());
         debug!("I/O thread {} stopped", self.shared.index);
     }
+}
+
+/// What one readiness event said about a socket.
+#[derive(Clone, Copy)]
+struct Readiness {
+    readable: bool,
+    /// Peer closed (FIN or error): read until `WouldBlock` or EOF, or the close is missed.
+    closed: bool,
+    writable: bool,
+}
+
+/// When a read pass may stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadUntil {
+    /// At a read that returns fewer bytes than asked: the receive queue was drained and any
+    /// later data raises a new edge-triggered event (what tokio does on Linux).
+    ShortRead,
+    /// Only at `WouldBlock` or EOF: the event also reported the peer's FIN, which raises no
+    /// further event, so it must be read now.
+    WouldBlock,
 }
 
 /// Frames delivered from one read, and whether the session must close.
