@@ -92,8 +92,9 @@ impl Player {
         self.id
     }
 
-    /// Hands `job` to the player's room, in order with the player's earlier jobs.
-    fn send_to_room(&mut self, job: RoomJob) {
+    /// Takes the room from the lobby's answer once it is there and nothing of ours is still
+    /// being forwarded; the channel is freed then (an idle player would otherwise keep it).
+    fn take_seat(&mut self) {
         if let Seat::Joining { answer, forwarded } = &self.seat {
             // Only this handler adds to `forwarded`, so once it reads 0 nothing of ours is
             // still in the lobby and pushing to the room directly keeps the order.
@@ -103,6 +104,11 @@ impl Player {
                 }
             }
         }
+    }
+
+    /// Hands `job` to the player's room, in order with the player's earlier jobs.
+    fn send_to_room(&mut self, job: RoomJob) {
+        self.take_seat();
         match &self.seat {
             Seat::InRoom(room) => room.push(job),
             Seat::Joining { forwarded, .. } => {
@@ -146,6 +152,8 @@ impl SessionHandler for Player {
         let (id, session, lobby) = (self.id, session.clone(), self.lobby.clone());
         self.lobby
             .push(move |l| l.enter(&lobby, id, session, &reply));
+        // The lobby usually ran the enter job right here (its queue was idle).
+        self.take_seat();
     }
 
     fn on_packet(&mut self, _session: &Session, frame: &[u8]) -> Result<(), HandlerError> {

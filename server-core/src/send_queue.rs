@@ -111,11 +111,10 @@ impl SendQueue {
         }
     }
 
-    /// Gives back the slot array of a queue that a burst made large, once it is empty, so
-    /// thousands of idle sessions do not each keep a burst-sized allocation.
+    /// Gives back the slot array once the queue is empty, so thousands of idle sessions
+    /// hold no send memory at all; an active one pays one small allocation per flush.
     fn release_if_drained(&mut self) {
-        const KEEP_SLOTS: usize = 8;
-        if self.packets.is_empty() && self.packets.capacity() > KEEP_SLOTS {
+        if self.packets.is_empty() && self.packets.capacity() > 0 {
             self.packets = VecDeque::new();
         }
     }
