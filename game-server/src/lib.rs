@@ -76,9 +76,9 @@ pub struct ServerConfig {
     /// Room flush interval in milliseconds: broadcasts are gathered and every member gets
     /// them as one send per tick (the course's 250 ms flush). 0 = send at once (server-core
     /// still batches everything queued in one loop iteration into one write). The default,
-    /// 5, measured best on the 500-client benchmark: p99 under 10 ms at 60% of the CPU of
-    /// sending at once, and it holds 1,500 clients where sending at once collapses
-    /// (docs/benchmarks.md).
+    /// 5, measured best on the 500-client benchmark: p99 about 11 ms (10 ms sending at
+    /// once) at less than half the CPU, and it holds 1,500 clients where sending at once
+    /// fell behind (docs/benchmarks.md).
     #[arg(long, default_value_t = DEFAULT_TICK_MS)]
     pub tick_ms: u64,
 
