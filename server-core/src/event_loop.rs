@@ -798,6 +798,9 @@ impl EventLoop {
                         // The socket had less than we asked for, so it is empty now; new
                         // data raises a new edge. Skips the read that would only say
                         // WouldBlock (half of all reads under chat load).
+                        if let Some(entry) = self.sessions.get_mut(key) {
+                            entry.recv.shrink_if_idle();
+                        }
                         return;
                     }
                 }

@@ -417,6 +417,9 @@ impl Service {
             }
         }
         let threads = std::mem::take(&mut *self.lock_threads());
+        if threads.is_empty() {
+            return; // already stopped (shutdown, then drop)
+        }
         let on_io_thread = current_loop(inner.id).is_some();
         for thread in threads {
             if on_io_thread {
