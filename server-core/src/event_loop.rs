@@ -18,7 +18,7 @@
 //! JobQueue handed to another thread can never overtake the packets it already sent.
 
 use crate::config::Config;
-use crate::frame::{check_frame, HEADER_SIZE};
+use crate::frame::check_frame;
 use crate::listener::ListenerShared;
 use crate::recv_buffer::RecvBuffer;
 use crate::send_queue::SendQueue;
@@ -769,8 +769,7 @@ impl EventLoop {
             if !matches!(entry.phase, Phase::Open) || !entry.session.is_connected() {
                 return;
             }
-            let want = pending_frame_len(entry.recv.unread());
-            let space = entry.recv.free_space(want);
+            let space = entry.recv.free_space();
             let asked = space.len();
             self.iteration.read_calls += 1;
             match entry.stream.read(space) {
@@ -1165,14 +1164,6 @@ fn deliver_frames(entry: &mut SessionEntry, max_packet: usize) -> Delivered {
         }
     };
     Delivered { count, result }
-}
-
-/// The full size of the frame at the front of `unread`, if its size field has arrived, so
-/// the buffer can make room for all of it at once.
-fn pending_frame_len(unread: &[u8]) -> usize {
-    unread
-        .first_chunk::<2>()
-        .map_or(HEADER_SIZE, |size| usize::from(u16::from_le_bytes(*size)))
 }
 
 fn entry_is_empty(sessions: &Slab<SessionEntry>, key: usize) -> bool {

@@ -59,19 +59,20 @@ impl RecvBuffer {
         }
     }
 
-    /// Free space to read into, after making room: compacts, then grows if the buffer is
-    /// full or too small for the frame in progress (`want`, the full size of that frame, if
-    /// known). Returns an empty slice only if the buffer is at `max_capacity` and full.
-    pub(crate) fn free_space(&mut self, want: usize) -> &mut [u8] {
+    /// Free space to read into, after making room: compacts when the buffer is full, then
+    /// doubles it (up to `max_capacity`) if it is still full. Growth follows the bytes that
+    /// actually arrived, never the size a header promises, so a peer that announces a
+    /// 64 KiB frame and then trickles costs only what it sent. Returns an empty slice only
+    /// if the buffer is at `max_capacity` and full.
+    pub(crate) fn free_space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; self.initial_capacity.max(want.min(self.max_capacity))];
+            self.buf = vec![0; self.initial_capacity];
         }
-        if self.write == self.buf.len() || self.unread().len() < want {
+        if self.write == self.buf.len() {
             self.compact();
         }
-        let needed = want.max(self.write + 1).min(self.max_capacity);
-        if needed > self.buf.len() {
-            let new_len = (self.buf.len() * 2).max(needed).min(self.max_capacity);
+        if self.write == self.buf.len() && self.buf.len() < self.max_capacity {
+            let new_len = (self.buf.len() * 2).min(self.max_capacity);
             self.buf.resize(new_len, 0);
         }
         &mut self.buf[self.write..]
@@ -116,23 +117,26 @@ mod tests {
     }
 
     #[test]
-    fn grows_for_a_large_frame_but_not_past_max() {
+    fn grows_by_doubling_with_what_arrived_but_not_past_max() {
         let mut b = RecvBuffer::new(16, 100);
-        assert_eq!(b.free_space(0).len(), 16);
-        assert_eq!(b.free_space(80).len(), 80);
-        b.commit(80);
-        assert_eq!(b.free_space(500).len(), 20);
-        b.commit(20);
-        assert!(b.free_space(500).is_empty());
+        assert_eq!(b.free_space().len(), 16);
+        b.commit(16);
+        assert_eq!(b.free_space().len(), 16, "full: doubled to 32");
+        b.commit(16);
+        assert_eq!(b.free_space().len(), 32, "doubled to 64");
+        b.commit(32);
+        assert_eq!(b.free_space().len(), 36, "capped at 100");
+        b.commit(36);
+        assert!(b.free_space().is_empty());
     }
 
     #[test]
     fn compaction_keeps_partial_bytes() {
         let mut b = RecvBuffer::new(8, 8);
-        b.free_space(0)[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        b.free_space()[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
         b.commit(8);
         b.consume(5);
-        assert_eq!(b.free_space(0).len(), 5);
+        assert_eq!(b.free_space().len(), 5);
         assert_eq!(b.unread(), &[6, 7, 8]);
     }
 
@@ -144,8 +148,7 @@ mod tests {
         let mut pos = 0;
         let mut chunk_iter = chunks.iter().cycle();
         while pos < stream.len() {
-            let want = check_want(b.unread());
-            let space = b.free_space(want);
+            let space = b.free_space();
             let n = (*chunk_iter.next().unwrap())
                 .min(space.len())
                 .min(stream.len() - pos)
@@ -160,12 +163,6 @@ mod tests {
             b.shrink_if_idle();
         }
         out
-    }
-
-    fn check_want(unread: &[u8]) -> usize {
-        unread
-            .first_chunk::<2>()
-            .map_or(0, |s| usize::from(u16::from_le_bytes(*s)))
     }
 
     proptest! {
