@@ -1,4 +1,10 @@
-//! A JobQueue's output keeps its order when its execution moves between I/O threads.
+//! A JobQueue's output keeps its order while sessions on both I/O threads feed it.
+//!
+//! This exercises the common path; the race where the queue goes idle on one thread and is
+//! picked up by the other before the first has forwarded its staged packets is narrow, and
+//! the sharper regression test for it is game-server's
+//! `reliability::a_newcomers_first_packet_is_its_player_list_even_in_a_crowd` (it fails
+//! without `event_loop::publish_staged`; this one does not reliably).
 
 mod util;
 
