@@ -359,9 +359,14 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
     };
 
     let progress_to_tty = std::io::stderr().is_terminal();
-    let mut latency = new_histogram();
-    let mut progress = Progress::new(started);
-    let mut next_progress = started + Duration::from_secs(1);
+    let mut ticker = Ticker {
+        progress: Progress::new(started),
+        next: started + Duration::from_secs(1),
+        latency: new_histogram(),
+        count: args.count,
+        quiet: args.quiet,
+        tty: progress_to_tty,
+    };
     let tick = Duration::from_millis(20);
     let count = args.count;
 
@@ -386,16 +391,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
         {
             break false;
         }
-        tick_progress(
-            &mut progress,
-            &mut next_progress,
-            &slots,
-            &shared,
-            &mut latency,
-            count,
-            args.quiet,
-            progress_to_tty,
-        );
+        ticker.tick(&slots, &shared);
         std::thread::sleep(tick);
     };
     if unreachable {
@@ -403,7 +399,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
         let reason = shared
             .first_connect_error()
             .unwrap_or_else(|| format!("no connection within {} s", UNREACHABLE_AFTER.as_secs()));
-        finish_progress(args.quiet, progress_to_tty, &progress);
+        finish_progress(args.quiet, progress_to_tty, &ticker.progress);
         shared.set_phase(session::Phase::Done);
         let _ = connector.join();
         let _ = scheduler.join();
@@ -417,16 +413,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
     // Phase 2: warmup.
     let window_start = Instant::now() + args.warmup;
     while Instant::now() < window_start && !stop.load(Ordering::Acquire) {
-        tick_progress(
-            &mut progress,
-            &mut next_progress,
-            &slots,
-            &shared,
-            &mut latency,
-            count,
-            args.quiet,
-            progress_to_tty,
-        );
+        ticker.tick(&slots, &shared);
         std::thread::sleep(tick.min(window_start.saturating_duration_since(Instant::now())));
     }
 
@@ -435,23 +422,14 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
     if !stop.load(Ordering::Acquire) {
         let begin = Instant::now();
         shared.set_phase(session::Phase::Measuring);
-        progress.phase = "measuring";
+        ticker.progress.phase = "measuring";
         let end = (!args.duration.is_zero()).then(|| begin + args.duration);
         loop {
             let now = Instant::now();
             if end.is_some_and(|e| now >= e) || stop.load(Ordering::Acquire) {
                 break;
             }
-            tick_progress(
-                &mut progress,
-                &mut next_progress,
-                &slots,
-                &shared,
-                &mut latency,
-                count,
-                args.quiet,
-                progress_to_tty,
-            );
+            ticker.tick(&slots, &shared);
             let left = end.map_or(tick, |e| e.saturating_duration_since(now));
             std::thread::sleep(tick.min(left));
         }
@@ -460,7 +438,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
     } else {
         shared.set_phase(session::Phase::Draining);
     }
-    progress.phase = "draining";
+    ticker.progress.phase = "draining";
 
     // Phase 4: drain.
     let drain_start = Instant::now();
@@ -480,16 +458,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
         {
             break;
         }
-        tick_progress(
-            &mut progress,
-            &mut next_progress,
-            &slots,
-            &shared,
-            &mut latency,
-            count,
-            args.quiet,
-            progress_to_tty,
-        );
+        ticker.tick(&slots, &shared);
         std::thread::sleep(tick);
     }
 
@@ -497,8 +466,8 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
     shared.set_closing();
     shared.set_phase(session::Phase::Done);
     let totals = session::Totals::sum(&slots);
-    session::drain_samples(&slots, &mut latency);
-    finish_progress(args.quiet, progress_to_tty, &progress);
+    session::drain_samples(&slots, &mut ticker.latency);
+    finish_progress(args.quiet, progress_to_tty, &ticker.progress);
     let _ = connector.join();
     let _ = scheduler.join();
     service.shutdown();
@@ -525,7 +494,7 @@ pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
         warmup: args.warmup,
         disconnects: shared.disconnects() as u64,
         lost_measurements: totals.lost_measurements,
-        latency_us: latency,
+        latency_us: ticker.latency,
         first_connect_error,
         first_disconnect: shared.first_disconnect(),
     })
@@ -537,49 +506,54 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tick_progress(
-    progress: &mut Progress,
-    next: &mut Instant,
-    slots: &[Arc<Slot>],
-    shared: &Shared,
-    latency: &mut Histogram<u64>,
+/// The once-a-second progress line and the latency histogram it reads from.
+struct Ticker {
+    progress: Progress,
+    /// When the next line is due.
+    next: Instant,
+    latency: Histogram<u64>,
     count: usize,
     quiet: bool,
     tty: bool,
-) {
-    let now = Instant::now();
-    if now < *next {
-        return;
-    }
-    *next += Duration::from_secs(1);
-    if *next < now {
-        *next = now + Duration::from_secs(1);
-    }
-    session::drain_samples(slots, latency);
-    if quiet {
-        return;
-    }
-    let totals = session::Totals::sum(slots);
-    let mut line = progress.line(
-        now,
-        shared.joined(),
-        count,
-        totals.sent_total,
-        totals.received_total,
-        latency,
-    );
-    let pending = count.saturating_sub(shared.resolved());
-    let failed = count - shared.joined() - pending.min(count - shared.joined());
-    if pending > 0 || failed > 0 {
-        let tcp = shared.tcp_connected();
-        line.push_str(&format!(
-            "  (tcp {tcp}, failed {failed}, pending {pending})"
-        ));
-    }
-    if tty {
-        eprint!("\r{line}\x1b[K");
-    } else {
-        eprintln!("{line}");
+}
+
+impl Ticker {
+    /// Merges new latency samples and prints a progress line if one is due.
+    fn tick(&mut self, slots: &[Arc<Slot>], shared: &Shared) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next += Duration::from_secs(1);
+        if self.next < now {
+            self.next = now + Duration::from_secs(1);
+        }
+        session::drain_samples(slots, &mut self.latency);
+        if self.quiet {
+            return;
+        }
+        let totals = session::Totals::sum(slots);
+        let mut line = self.progress.line(
+            now,
+            shared.joined(),
+            self.count,
+            totals.sent_total,
+            totals.received_total,
+            &self.latency,
+        );
+        let pending = self.count.saturating_sub(shared.resolved());
+        let failed = self.count - shared.joined() - pending.min(self.count - shared.joined());
+        if pending > 0 || failed > 0 {
+            let tcp = shared.tcp_connected();
+            line.push_str(&format!(
+                "  (tcp {tcp}, failed {failed}, pending {pending})"
+            ));
+        }
+        if self.tty {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
     }
 }
 
