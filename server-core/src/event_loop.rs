@@ -109,7 +109,7 @@ pub(crate) struct LoopStats {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) read_calls: AtomicU64,
     pub(crate) write_calls: AtomicU64,
-    pub(crate) wakeups: AtomicU64,
+    pub(crate) iterations: AtomicU64,
 }
 
 /// The part of a loop other threads hold: its inbox, its waker and its counters.
@@ -1050,7 +1050,7 @@ impl EventLoop {
     fn publish_stats(&mut self) {
         let it = std::mem::take(&mut self.iteration);
         let stats = &self.shared.stats;
-        stats.wakeups.fetch_add(1, Ordering::Relaxed);
+        stats.iterations.fetch_add(1, Ordering::Relaxed);
         stats.read_calls.fetch_add(it.read_calls, Ordering::Relaxed);
         stats
             .write_calls

@@ -507,7 +507,7 @@ impl ServiceHandle {
             total.bytes_out += s.bytes_out.load(Ordering::Relaxed);
             total.read_calls += s.read_calls.load(Ordering::Relaxed);
             total.write_calls += s.write_calls.load(Ordering::Relaxed);
-            total.loop_iterations += s.wakeups.load(Ordering::Relaxed);
+            total.loop_iterations += s.iterations.load(Ordering::Relaxed);
         }
         total
     }
