@@ -51,6 +51,10 @@ const READS_PER_EVENT: usize = 16;
 /// Rounds of "apply staged commands" per iteration; handlers that keep sending in response to
 /// their own sends continue next iteration instead of looping here forever.
 const STAGING_ROUNDS: usize = 8;
+/// Commands a reused command buffer keeps room for once drained (56 KiB). A burst (one
+/// broadcast to 5,000 sessions) grows the buffers it passes through; without a trim every
+/// such buffer would keep its peak size for the life of the process.
+const KEEP_COMMANDS: usize = 1024;
 /// Consecutive accept errors (other than running out of descriptors) before backing off.
 const ACCEPT_ERRORS_BEFORE_BACKOFF: usize = 16;
 
@@ -225,6 +229,7 @@ impl LoopShared {
                 inbox.commands.append(commands);
             }
         }
+        trim_drained(commands);
         if wake {
             self.wake();
         }
@@ -308,8 +313,12 @@ pub(crate) struct EventLoop {
     /// Sessions whose read budget ran out with data possibly left in the socket.
     still_readable: Vec<(usize, SessionId)>,
     ready_tasks: VecDeque<Task>,
-    /// Reused buffers, so steady state allocates nothing per iteration.
+    /// Reused buffers, so steady state allocates nothing per iteration (trimmed to
+    /// [`KEEP_COMMANDS`] after a burst).
     scratch_commands: Vec<Command>,
+    /// A receive buffer given back by a session that emptied its own, lent to the next
+    /// session that reads: sessions between packets hold no receive memory.
+    spare_recv: Vec<u8>,
     scratch_events: Vec<(Token, Readiness)>,
     /// Round-robin cursor for spreading accepted sessions over the loops.
     next_target: usize,
@@ -339,6 +348,7 @@ impl EventLoop {
             still_readable: Vec::new(),
             ready_tasks: VecDeque::new(),
             scratch_commands: Vec::new(),
+            spare_recv: Vec::new(),
             scratch_events: Vec::new(),
             next_target,
             now: Instant::now(),
@@ -361,6 +371,9 @@ impl EventLoop {
         debug!("I/O thread {} started", self.shared.index);
         loop {
             let timeout = self.poll_timeout();
+            if timeout != Some(Duration::ZERO) {
+                self.release_burst_memory();
+            }
             if let Err(e) = self.poll.poll(&mut self.events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     error!("I/O thread {}: poll failed: {e}", self.shared.index);
@@ -400,6 +413,24 @@ impl EventLoop {
             }
         }
         self.finish();
+    }
+
+    /// About to sleep: work buffers that a burst (a connect storm, a broadcast to thousands)
+    /// grew far past their usual size give the memory back, so a quiet server does not keep
+    /// its peak. Below the threshold they are kept, so steady load allocates nothing.
+    fn release_burst_memory(&mut self) {
+        fn trim<T>(v: &mut Vec<T>) {
+            if v.is_empty() && v.capacity() > KEEP_COMMANDS {
+                *v = Vec::new();
+            }
+        }
+        trim(&mut self.dirty);
+        trim(&mut self.still_readable);
+        trim(&mut self.scratch_events);
+        if self.ready_tasks.is_empty() && self.ready_tasks.capacity() > KEEP_COMMANDS {
+            self.ready_tasks = VecDeque::new();
+        }
+        self.timers.shrink_if_sparse();
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -769,6 +800,7 @@ impl EventLoop {
             if !matches!(entry.phase, Phase::Open) || !entry.session.is_connected() {
                 return;
             }
+            entry.recv.take_spare(&mut self.spare_recv);
             let space = entry.recv.free_space();
             let asked = space.len();
             self.iteration.read_calls += 1;
@@ -798,13 +830,13 @@ impl EventLoop {
                         // data raises a new edge. Skips the read that would only say
                         // WouldBlock (half of all reads under chat load).
                         if let Some(entry) = self.sessions.get_mut(key) {
-                            entry.recv.shrink_if_idle();
+                            entry.recv.release_if_empty(&mut self.spare_recv);
                         }
                         return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    entry.recv.shrink_if_idle();
+                    entry.recv.release_if_empty(&mut self.spare_recv);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -840,6 +872,7 @@ impl EventLoop {
         for command in commands.drain(..) {
             self.apply(command);
         }
+        trim_drained(&mut commands);
         self.scratch_commands = commands;
     }
 
@@ -980,6 +1013,7 @@ impl EventLoop {
             for command in local.drain(..) {
                 self.apply(command);
             }
+            trim_drained(&mut local);
             self.scratch_commands = local;
             for (index, command) in tasks {
                 if index == me {
@@ -1164,6 +1198,15 @@ fn deliver_frames(entry: &mut SessionEntry, max_packet: usize) -> Delivered {
         }
     };
     Delivered { count, result }
+}
+
+/// Gives back the memory of a drained command buffer that a burst grew past
+/// [`KEEP_COMMANDS`].
+fn trim_drained(commands: &mut Vec<Command>) {
+    debug_assert!(commands.is_empty());
+    if commands.capacity() > KEEP_COMMANDS {
+        *commands = Vec::with_capacity(KEEP_COMMANDS);
+    }
 }
 
 fn entry_is_empty(sessions: &Slab<SessionEntry>, key: usize) -> bool {

@@ -9,9 +9,10 @@
 //!
 //! Reads land in the free space; complete frames are handed out from the unread bytes in
 //! place (no copy); [`RecvBuffer::compact`] slides a partial frame to the front. The buffer
-//! is not allocated until the first read and grows, by doubling, only up to `max_capacity`
-//! (the maximum packet size), so an idle session pins no memory and a hostile one cannot
-//! make it grow without bound.
+//! is not allocated until the first read, is given back whenever it empties (to a spare the
+//! loop keeps for the next session that reads), and grows, by doubling, only up to
+//! `max_capacity` (the maximum packet size): a session between packets pins no memory and a
+//! hostile one cannot make it grow without bound.
 
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
@@ -93,14 +94,29 @@ impl RecvBuffer {
         }
     }
 
-    /// Gives the memory back when nothing is buffered and the buffer grew past its initial size,
-    /// so a burst does not pin a large buffer for the rest of the session.
-    pub(crate) fn shrink_if_idle(&mut self) {
-        if self.read == self.write && self.buf.len() > self.initial_capacity {
-            self.buf = Vec::new();
-            self.read = 0;
-            self.write = 0;
+    /// Before a read: takes the loop's spare buffer instead of allocating a fresh one when
+    /// this session gave its own back (see [`release_if_empty`](Self::release_if_empty)).
+    pub(crate) fn take_spare(&mut self, spare: &mut Vec<u8>) {
+        if self.buf.is_empty() && spare.len() == self.initial_capacity {
+            self.buf = std::mem::take(spare);
         }
+    }
+
+    /// After a read pass: when nothing is buffered the memory goes back, into the loop's
+    /// `spare` if that is free and this is an initial-size buffer, else to the allocator.
+    /// So a session between packets holds no receive buffer at all (one spare per loop
+    /// serves every session whose reads end on a frame boundary, the usual case), and a
+    /// burst does not pin a grown buffer for the rest of the session.
+    pub(crate) fn release_if_empty(&mut self, spare: &mut Vec<u8>) {
+        if self.read != self.write || self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        if spare.is_empty() && buf.len() == self.initial_capacity {
+            *spare = buf;
+        }
+        self.read = 0;
+        self.write = 0;
     }
 }
 
@@ -131,6 +147,40 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_buffer_goes_to_the_spare_and_back() {
+        let mut spare = Vec::new();
+        let mut a = RecvBuffer::new(16, 64);
+        a.free_space()[..4].copy_from_slice(&[4, 0, 1, 0]);
+        a.commit(4);
+        a.release_if_empty(&mut spare);
+        assert_eq!(a.capacity(), 16, "unread bytes keep the buffer");
+        a.consume(4);
+        a.release_if_empty(&mut spare);
+        assert_eq!(
+            (a.capacity(), spare.len()),
+            (0, 16),
+            "empty: handed to the spare"
+        );
+        let mut b = RecvBuffer::new(16, 64);
+        b.take_spare(&mut spare);
+        assert_eq!(
+            (b.capacity(), spare.len()),
+            (16, 0),
+            "the next reader reuses it"
+        );
+        b.free_space();
+        b.commit(16);
+        assert_eq!(b.free_space().len(), 16, "grown to 32");
+        b.consume(16);
+        b.release_if_empty(&mut spare);
+        assert_eq!(
+            (b.capacity(), spare.len()),
+            (0, 0),
+            "a grown buffer is freed, not kept"
+        );
+    }
+
+    #[test]
     fn compaction_keeps_partial_bytes() {
         let mut b = RecvBuffer::new(8, 8);
         b.free_space()[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -144,6 +194,7 @@ mod tests {
     /// in order, as a simple model (split the stream at the size fields) says it should.
     fn frames_from_chunks(stream: &[u8], chunks: &[usize], max: usize) -> Vec<Vec<u8>> {
         let mut b = RecvBuffer::new(4, max);
+        let mut spare = Vec::new();
         let mut out = Vec::new();
         let mut pos = 0;
         let mut chunk_iter = chunks.iter().cycle();
@@ -160,7 +211,8 @@ mod tests {
                 out.push(b.unread()[..len].to_vec());
                 b.consume(len);
             }
-            b.shrink_if_idle();
+            b.release_if_empty(&mut spare);
+            b.take_spare(&mut spare);
         }
         out
     }

@@ -65,6 +65,14 @@ impl<T> TimerHeap<T> {
         }
     }
 
+    /// Gives back memory once the heap holds under a quarter of its capacity (after a storm
+    /// of sessions came and went); keeps twice what is in use.
+    pub(crate) fn shrink_if_sparse(&mut self) {
+        if self.heap.capacity() > 1024 && self.heap.len() < self.heap.capacity() / 4 {
+            self.heap.shrink_to(self.heap.len() * 2);
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
@@ -90,5 +98,29 @@ mod tests {
         assert_eq!(h.pop_due(now), Some("second"));
         assert_eq!(h.pop_due(now), None);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn a_drained_storm_gives_its_memory_back() {
+        let t0 = Instant::now();
+        let mut h = TimerHeap::new();
+        for i in 0..10_000 {
+            h.push(t0 + Duration::from_millis(i), i);
+        }
+        let grown = h.heap.capacity();
+        while h.len() > 100 {
+            h.pop_due(t0 + Duration::from_secs(60));
+        }
+        h.shrink_if_sparse();
+        assert!(
+            h.heap.capacity() <= 200,
+            "kept {} of {grown}",
+            h.heap.capacity()
+        );
+        assert_eq!(
+            h.pop_due(t0 + Duration::from_secs(60)),
+            Some(9_900),
+            "order survives"
+        );
     }
 }
