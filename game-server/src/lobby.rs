@@ -8,14 +8,13 @@
 //! [`Lobby::left`]; a room other than the first that becomes empty is closed: the lobby
 //! drops its handle and the room's state is freed once the last player handle is gone.
 
-use crate::player::PlayerId;
+use crate::player::{JoinTicket, PlayerId};
 use crate::room::{GameRoom, RoomJob};
 use log::debug;
 use server_core::{JobQueue, ServiceHandle};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,13 +94,13 @@ impl Lobby {
     }
 
     /// Seats a newcomer: picks its room, counts it there, pushes the room's `enter` job and
-    /// sends the room's queue to `reply` (the player's handler).
+    /// hands the room's queue to the player's handler through `ticket`.
     pub(crate) fn enter(
         &mut self,
         me: &JobQueue<Lobby>,
         player_id: PlayerId,
         session: server_core::Session,
-        reply: &Sender<JobQueue<GameRoom>>,
+        ticket: &JoinTicket,
     ) {
         if self.closed {
             return;
@@ -114,7 +113,7 @@ impl Lobby {
         self.seats.insert(player_id, id);
         room.queue.push(move |room| room.enter(player_id, session));
         // The handler may be gone already (disconnected meanwhile); its leave follows.
-        let _ = reply.send(room.queue.clone());
+        let _ = ticket.room.set(room.queue.clone());
     }
 
     /// Runs `job` in the room of `player_id` (for handlers that do not know their room

@@ -9,9 +9,9 @@
 //!
 //! # Finding the room
 //! On connect the player asks the lobby for a seat (`Lobby::enter`); the lobby answers
-//! with the room's queue over a channel. Until that answer is in (it usually is by the time
-//! `on_connected` returns, since an idle queue runs the job at once), the player's jobs go
-//! through the lobby, which knows every seat; a counter of such forwarded jobs makes the
+//! with the room's queue through a small shared `JoinTicket`. Until that answer is in (it
+//! usually is by the time `on_connected` returns, since an idle queue runs the job at
+//! once), the player's jobs go through the lobby, which knows every seat; a counter of such forwarded jobs makes the
 //! player switch to pushing to the room directly only when none is still on its way, so
 //! the room runs a player's jobs in the order its packets came.
 
@@ -23,8 +23,7 @@ use crate::room::{GameRoom, RoomJob};
 use log::debug;
 use server_core::{frame, DisconnectReason, HandlerError, JobQueue, Session, SessionHandler};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 
 /// A player's id, as the protocol's `int playerId`.
@@ -52,14 +51,21 @@ pub enum PlayerError {
     },
 }
 
+/// The lobby's answer to a newcomer, shared by the player's handler and the lobby's
+/// `enter` job. One small allocation: a player that never sends a packet keeps it until it
+/// leaves, so it must cost little (a `mpsc` channel here cost ~900 bytes per idle player).
+#[derive(Default)]
+pub(crate) struct JoinTicket {
+    /// The room's queue, set once by the lobby.
+    pub(crate) room: OnceLock<JobQueue<GameRoom>>,
+    /// Jobs handed to the lobby and not yet passed on to the room.
+    forwarded: AtomicUsize,
+}
+
 /// Where the player's jobs go.
 enum Seat {
     /// Waiting for the lobby's answer; jobs go through the lobby meanwhile.
-    Joining {
-        answer: Receiver<JobQueue<GameRoom>>,
-        /// Jobs handed to the lobby and not yet passed on to the room.
-        forwarded: Arc<AtomicUsize>,
-    },
+    Joining(Arc<JoinTicket>),
     /// In a room: jobs go straight to its queue.
     InRoom(JobQueue<GameRoom>),
     /// Not connected yet, or left (`C_LeaveGame` or disconnect): jobs are dropped.
@@ -93,14 +99,14 @@ impl Player {
     }
 
     /// Takes the room from the lobby's answer once it is there and nothing of ours is still
-    /// being forwarded; the channel is freed then (an idle player would otherwise keep it).
+    /// being forwarded; the ticket is freed then.
     fn take_seat(&mut self) {
-        if let Seat::Joining { answer, forwarded } = &self.seat {
+        if let Seat::Joining(ticket) = &self.seat {
             // Only this handler adds to `forwarded`, so once it reads 0 nothing of ours is
             // still in the lobby and pushing to the room directly keeps the order.
-            if forwarded.load(Ordering::Acquire) == 0 {
-                if let Ok(room) = answer.try_recv() {
-                    self.seat = Seat::InRoom(room);
+            if ticket.forwarded.load(Ordering::Acquire) == 0 {
+                if let Some(room) = ticket.room.get() {
+                    self.seat = Seat::InRoom(room.clone());
                 }
             }
         }
@@ -111,13 +117,13 @@ impl Player {
         self.take_seat();
         match &self.seat {
             Seat::InRoom(room) => room.push(job),
-            Seat::Joining { forwarded, .. } => {
-                forwarded.fetch_add(1, Ordering::AcqRel);
-                let forwarded = Arc::clone(forwarded);
+            Seat::Joining(ticket) => {
+                ticket.forwarded.fetch_add(1, Ordering::AcqRel);
+                let ticket = Arc::clone(ticket);
                 let id = self.id;
                 self.lobby.push(move |lobby| {
                     lobby.forward(id, job);
-                    forwarded.fetch_sub(1, Ordering::Release);
+                    ticket.forwarded.fetch_sub(1, Ordering::Release);
                 });
             }
             Seat::Away => {}
@@ -144,14 +150,11 @@ impl SessionHandler for Player {
             session.peer_addr(),
             session.id()
         );
-        let (reply, answer) = mpsc::channel();
-        self.seat = Seat::Joining {
-            answer,
-            forwarded: Arc::new(AtomicUsize::new(0)),
-        };
+        let ticket = Arc::new(JoinTicket::default());
+        self.seat = Seat::Joining(Arc::clone(&ticket));
         let (id, session, lobby) = (self.id, session.clone(), self.lobby.clone());
         self.lobby
-            .push(move |l| l.enter(&lobby, id, session, &reply));
+            .push(move |l| l.enter(&lobby, id, session, &ticket));
         // The lobby usually ran the enter job right here (its queue was idle).
         self.take_seat();
     }
