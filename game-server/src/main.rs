@@ -52,10 +52,25 @@ fn main() -> ExitCode {
         let now = (Instant::now(), server.stats());
         log_stats(last, now);
         last = now;
+        release_freed_memory();
     }
     info!("signal received, shutting down");
     server.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Returns heap pages that are free but still mapped to the OS. glibc gives back only the
+/// top of each heap on its own: after a connect storm (thousands of `S_PlayerList`s and
+/// enter broadcasts, freed in whatever order their sockets drained) the holes between live
+/// session data stay resident, about doubling the RSS of 5,000 idle players (see
+/// docs/benchmarks.md). Every 10 s this costs well under a millisecond.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists under its arena locks; it has
+    // no preconditions and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// One line: sessions, rooms, players, and per-second rates since the last line.
