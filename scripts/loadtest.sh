@@ -4,6 +4,7 @@
 #
 #   scripts/loadtest.sh                 # every scenario, 3 runs each
 #   RUNS=1 SCENARIOS="500 idle" scripts/loadtest.sh
+#   SCENARIOS=tokio scripts/loadtest.sh  # the tokio baseline (baselines/tokio-chat), same client
 #
 # Server CPU is read from /proc/PID/stat (utime+stime) over the measured window only
 # (after the client's warm-up), RSS from /proc/PID/status. A benchmark, not a test: CI only
@@ -16,14 +17,20 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 PORT=${PORT:-17777}
 ADDR="127.0.0.1:$PORT"
-SCENARIOS=${SCENARIOS:-"500 ticks scale 5000rooms idle"}
+SCENARIOS=${SCENARIOS:-"500 ticks scale 5000rooms idle tokio"}
 SERVER_FLAGS=${SERVER_FLAGS:-}
 OUT=${OUT:-target/loadtest}
 mkdir -p "$OUT"
 
 cargo build --release -q -p game-server -p dummy-client
-SERVER=target/release/game-server
+GAME_SERVER=target/release/game-server
+SERVER=$GAME_SERVER
 CLIENT=target/release/dummy-client
+# The baseline is its own package (outside the workspace); it shares our target directory.
+BASELINE=target/release/tokio-chat-baseline
+case " $SCENARIOS " in
+  *" tokio "*) (cd baselines/tokio-chat && CARGO_TARGET_DIR=../../target cargo build --release -q) ;;
+esac
 TICKS=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -78,8 +85,9 @@ print("\t".join(str(x) for x in [name, count, r.get("connected"), r.get("deliver
 PY
 }
 
+# idle_run NAME COUNT: COUNT sessions that connect and only read; RSS after they settled.
 idle_run() {
-  local count=$1
+  local name=$1 count=$2
   start_server
   "$CLIENT" --addr "$ADDR" --count "$count" --interval-ms 0 --duration $((DURATION + 5)) \
     --warmup 0 --json >"$OUT/client.json" 2>"$OUT/client.err" &
@@ -90,8 +98,8 @@ idle_run() {
   local c1 t1 rss; c1=$(cpu_ticks "$SERVER_PID"); t1=$(date +%s.%N); rss=$(rss_kb "$SERVER_PID")
   wait "$client" || true
   stop_server
-  python3 -c "import sys; c0,c1,t0,t1,rss,tk=map(float,sys.argv[1:]); print('\t'.join(map(str,['idle',$count,'-','-','-','-','-',round((c1-c0)/tk/(t1-t0)*100,2),'-',round(rss/1024,1)])))" \
-    "$c0" "$c1" "$t0" "$t1" "$rss" "$TICKS" >>"$OUT/idle.tsv"
+  python3 -c "import sys; c0,c1,t0,t1,rss,tk=map(float,sys.argv[1:]); print('\t'.join(map(str,['$name',$count,'-','-','-','-','-',round((c1-c0)/tk/(t1-t0)*100,2),'-',round(rss/1024,1)])))" \
+    "$c0" "$c1" "$t0" "$t1" "$rss" "$TICKS" >>"$OUT/$name.tsv"
 }
 
 rm -f "$OUT"/*.tsv
@@ -102,7 +110,13 @@ for scenario in $SCENARIOS; do
       ticks) for t in 0 10 20; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done ;;
       scale) for n in 100 300 500 1000 1500 2000; do run_load "one-room-$n" "$n"; done ;;
       5000rooms) run_load rooms-of-50 5000 --room-capacity 50 ;;
-      idle) idle_run 5000 ;;
+      idle) idle_run idle 5000 ;;
+      tokio)
+        SERVER=$BASELINE
+        for n in 500 1000 1500; do run_load "tokio-one-room-$n" "$n"; done
+        idle_run tokio-idle 5000
+        SERVER=$GAME_SERVER
+        ;;
       *) echo "unknown scenario $scenario" >&2; exit 2 ;;
     esac
   done
