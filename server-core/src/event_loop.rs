@@ -1051,7 +1051,7 @@ impl EventLoop {
         if matches!(entry.phase, Phase::Connecting) || entry.send.is_empty() {
             return;
         }
-        match entry.send.write_to(&mut SendMsg(&entry.stream)) {
+        match entry.send.write_to(&mut entry.stream) {
             Ok(flushed) => {
                 self.iteration.write_calls += flushed.calls as u64;
                 self.iteration.bytes_out += flushed.bytes as u64;
@@ -1260,26 +1260,6 @@ pub(crate) fn current_loop(service_id: u64) -> Option<usize> {
                 .map(|c| c.loop_index)
         })
     })
-}
-
-/// Writes with `sendmsg(2)` instead of the `writev(2)` behind `Write for TcpStream`: the
-/// socket call goes straight to the protocol, while `writev` first passes through the file
-/// layer (the file-position lock and `vfs_writev`), about 5 % of a small loopback send in
-/// `perf`. `MSG_NOSIGNAL`: a reset peer is an error for this session, never a `SIGPIPE`.
-struct SendMsg<'a>(&'a TcpStream);
-
-impl io::Write for SendMsg<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[io::IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        socket2::SockRef::from(self.0).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Applies the service's socket options; failures are logged, not fatal.
