@@ -54,6 +54,11 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
+# "tid:ticks" of every thread of PID, for the per-thread CPU split.
+thread_ticks() {
+  for f in /proc/"$1"/task/*/stat; do awk '{print $1 ":" $14 + $15}' "$f" 2>/dev/null; done | tr '\n' ' '
+}
+
 # run_load NAME COUNT [server flags...]: one run; appends a result line to $OUT/NAME.tsv
 run_load() {
   local name=$1 count=$2; shift 2
@@ -65,23 +70,31 @@ run_load() {
   # sessions and the warm-up come first, so wait for the first "measuring" progress line,
   # then sample for one second less than the window.
   for _ in $(seq 1200); do grep -q measuring "$OUT/client.err" 2>/dev/null && break; sleep 0.05; done
-  local t0 c0; t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER_PID")
+  local t0 c0 k0 th0; t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER_PID"); k0=$(cpu_ticks "$client")
+  th0=$(thread_ticks "$SERVER_PID")
   sleep $((DURATION - 1))
-  local t1 c1 rss; t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER_PID"); rss=$(hwm_kb "$SERVER_PID")
+  local t1 c1 k1 th1 rss; t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER_PID"); k1=$(cpu_ticks "$client")
+  th1=$(thread_ticks "$SERVER_PID"); rss=$(hwm_kb "$SERVER_PID")
   wait "$client" || echo "dummy-client exited non-zero: $(tail -1 "$OUT/client.err")" >&2
   stop_server
-  python3 - "$name" "$count" "$c0" "$c1" "$t0" "$t1" "$rss" "$TICKS" "$OUT/client.json" >>"$OUT/$name.tsv" <<'PY'
+  python3 - "$name" "$count" "$c0" "$c1" "$k0" "$k1" "$th0" "$th1" "$t0" "$t1" "$rss" "$TICKS" \
+    "$OUT/client.json" >>"$OUT/$name.tsv" <<'PY'
 import json, sys
-name, count, c0, c1, t0, t1, rss, ticks, path = sys.argv[1:]
+name, count, c0, c1, k0, k1, th0, th1, t0, t1, rss, ticks, path = sys.argv[1:]
 lines = [l for l in open(path).read().splitlines() if l.strip().startswith("{")]
 r = json.loads(lines[-1]) if lines else {}
 secs = float(t1) - float(t0)
-cpu = (float(c1) - float(c0)) / float(ticks)
+pct = lambda a, b: (float(b) - float(a)) / float(ticks) / secs * 100
+cpu = pct(c0, c1)
 per_s = r.get("received_per_s", 0) or 0
-us = cpu / secs / per_s * 1e6 if per_s else float("nan")
+us = cpu / 100 / per_s * 1e6 if per_s else float("nan")
+# Server threads that used over 2 % of a core: the I/O threads, busiest first.
+before = dict(x.split(":") for x in th0.split())
+shares = sorted((pct(before[t], v) for t, v in (x.split(":") for x in th1.split()) if t in before), reverse=True)
+threads = "/".join(str(round(x)) for x in shares if x > 2) or "-"
 print("\t".join(str(x) for x in [name, count, r.get("connected"), r.get("delivery_ratio"),
-      round(per_s), r.get("p50_ms"), r.get("p99_ms"), round(cpu / secs * 100, 1), round(us, 3),
-      round(int(rss) / 1024, 1)]))
+      round(per_s), r.get("p50_ms"), r.get("p99_ms"), round(cpu, 1), threads, round(us, 3),
+      round(pct(k0, k1), 1), round(int(rss) / 1024, 1)]))
 PY
 }
 
@@ -98,7 +111,7 @@ idle_run() {
   local c1 t1 rss; c1=$(cpu_ticks "$SERVER_PID"); t1=$(date +%s.%N); rss=$(rss_kb "$SERVER_PID")
   wait "$client" || true
   stop_server
-  python3 -c "import sys; c0,c1,t0,t1,rss,tk=map(float,sys.argv[1:]); print('\t'.join(map(str,['$name',$count,'-','-','-','-','-',round((c1-c0)/tk/(t1-t0)*100,2),'-',round(rss/1024,1)])))" \
+  python3 -c "import sys; c0,c1,t0,t1,rss,tk=map(float,sys.argv[1:]); print('\t'.join(map(str,['$name',$count,'-','-','-','-','-',round((c1-c0)/tk/(t1-t0)*100,2),'-','-','-',round(rss/1024,1)])))" \
     "$c0" "$c1" "$t0" "$t1" "$rss" "$TICKS" >>"$OUT/$name.tsv"
 }
 
@@ -107,9 +120,12 @@ for scenario in $SCENARIOS; do
   for _ in $(seq "$RUNS"); do
     case $scenario in
       500) run_load one-room-500 500 ;;
-      ticks) for t in 0 10 20; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done ;;
+      ticks) for t in 0 5 10 20; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done ;;
       scale) for n in 100 300 500 1000 1500 2000; do run_load "one-room-$n" "$n"; done ;;
-      5000rooms) run_load rooms-of-50 5000 --room-capacity 50 ;;
+      5000rooms)
+        run_load rooms-of-50 5000 --room-capacity 50
+        run_load rooms-of-50-tick-20-ms 5000 --room-capacity 50 --tick-ms 20
+        ;;
       idle) idle_run idle 5000 ;;
       tokio)
         SERVER=$BASELINE
@@ -134,9 +150,9 @@ def med(vals):
     nums = []
     for v in vals:
         try: nums.append(float(v))
-        except ValueError: return vals[0]
+        except ValueError: return sorted(vals)[len(vals) // 2]
     return round(statistics.median(nums), 3)
-hdr = ["scenario", "clients", "connected", "delivery", "deliveries/s", "p50 ms", "p99 ms", "server CPU %", "CPU µs/delivery", "peak RSS MB"]
+hdr = ["scenario", "clients", "connected", "delivery", "deliveries/s", "p50 ms", "p99 ms", "server CPU %", "per thread %", "CPU µs/delivery", "client CPU %", "peak RSS MB"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for key in sorted(rows, key=lambda k: (k[0].split('-')[0], int(k[1]))):
