@@ -97,7 +97,9 @@ impl ServiceBuilder {
         self
     }
 
-    /// Close sessions that sent nothing for this long (default `None`: never).
+    /// Close sessions that sent nothing for this long (default `None`: never). Each I/O
+    /// thread checks its sessions every eighth of the timeout, so a silent session is closed
+    /// between 1 and 1.125 timeouts after its last byte.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
