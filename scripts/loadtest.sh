@@ -33,7 +33,7 @@ case " $SCENARIOS " in
 esac
 TICKS=$(getconf CLK_TCK)
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo nan; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
@@ -67,12 +67,13 @@ run_load() {
     --json >"$OUT/client.json" 2>"$OUT/client.err" &
   local client=$!
   # Measure the server only inside the client's counted window: connecting thousands of
-  # sessions and the warm-up come first, so wait for the first "measuring" progress line,
-  # then sample for one second less than the window.
+  # sessions and the warm-up come first, so wait for the first "measuring" progress line
+  # (printed about a second into the window), then sample for two seconds less than the
+  # window, so the client is still running at the end.
   for _ in $(seq 1200); do grep -q measuring "$OUT/client.err" 2>/dev/null && break; sleep 0.05; done
   local t0 c0 k0 th0; t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER_PID"); k0=$(cpu_ticks "$client")
   th0=$(thread_ticks "$SERVER_PID")
-  sleep $((DURATION - 1))
+  sleep $((DURATION - 2))
   local t1 c1 k1 th1 rss; t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER_PID"); k1=$(cpu_ticks "$client")
   th1=$(thread_ticks "$SERVER_PID"); rss=$(hwm_kb "$SERVER_PID")
   wait "$client" || echo "dummy-client exited non-zero: $(tail -1 "$OUT/client.err")" >&2
