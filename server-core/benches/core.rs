@@ -14,6 +14,7 @@ use std::io::{IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 fn job_queue(c: &mut Criterion) {
@@ -108,25 +109,12 @@ fn encoding(c: &mut Criterion) {
     group.finish();
 }
 
-/// `n` connected loopback pairs: the client ends, and a thread that drains the server ends
-/// through epoll (sleeping when all are empty, as a real peer does) until `stop` is set.
-fn loopback_pairs(
-    n: usize,
-    stop: Arc<AtomicBool>,
-) -> (Vec<TcpStream>, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for _ in 0..n {
-        let w = TcpStream::connect(addr).unwrap();
-        w.set_nodelay(true).unwrap();
-        writers.push(w);
-        readers.push(listener.accept().unwrap().0);
-    }
-    let drain = std::thread::spawn(move || {
+/// A thread that reads and discards whatever arrives on `sockets`, sleeping in epoll when
+/// all are empty (as a real peer does), until `stop` is set.
+fn drain_in_background(sockets: Vec<TcpStream>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
         let mut poll = Poll::new().unwrap();
-        let mut socks: Vec<mio::net::TcpStream> = readers
+        let mut socks: Vec<mio::net::TcpStream> = sockets
             .into_iter()
             .map(|s| {
                 s.set_nonblocking(true).unwrap();
@@ -152,8 +140,22 @@ fn loopback_pairs(
                 }
             }
         }
-    });
-    (writers, drain)
+    })
+}
+
+/// `n` connected loopback pairs: the client ends, and a thread draining the server ends.
+fn loopback_pairs(n: usize, stop: Arc<AtomicBool>) -> (Vec<TcpStream>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..n {
+        let w = TcpStream::connect(addr).unwrap();
+        w.set_nodelay(true).unwrap();
+        writers.push(w);
+        readers.push(listener.accept().unwrap().0);
+    }
+    (writers, drain_in_background(readers, stop))
 }
 
 /// What the kernel charges the sender for one small loopback send (the whole TCP path and
@@ -223,29 +225,7 @@ fn fanout(c: &mut Criterion) {
             .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
             .collect(),
     );
-    let drain = {
-        let stop = Arc::clone(&stop);
-        let mut clients: Vec<mio::net::TcpStream> = clients
-            .into_iter()
-            .map(|s| {
-                s.set_nonblocking(true).unwrap();
-                mio::net::TcpStream::from_std(s)
-            })
-            .collect();
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            while !stop.load(Ordering::Relaxed) {
-                for s in &mut clients {
-                    while let Ok(n) = s.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        })
-    };
+    let drain = drain_in_background(clients, Arc::clone(&stop));
     let handle = service.handle();
     let frame = Bytes::from(vec![7u8; 28]);
     let mut group = c.benchmark_group("fanout");
