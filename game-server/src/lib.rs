@@ -77,7 +77,7 @@ pub struct ServerConfig {
     /// them as one send per tick (the course's 250 ms flush). 0 = send at once (server-core
     /// still batches everything queued in one loop iteration into one write). The default,
     /// 7, is the shortest that keeps the 500-client benchmark under 0.3 µs of server CPU
-    /// per delivered packet, a quarter of sending at once, for ~1.3 ms more median latency
+    /// per delivered packet, a quarter of sending at once, for ~1 ms more median latency
     /// than 5 (docs/benchmarks.md).
     #[arg(long, default_value_t = DEFAULT_TICK_MS)]
     pub tick_ms: u64,

@@ -11,9 +11,10 @@
 //! On connect the player asks the lobby for a seat (`Lobby::enter`); the lobby answers
 //! with the room's queue through a small shared `JoinTicket`. Until that answer is in (it
 //! usually is by the time `on_connected` returns, since an idle queue runs the job at
-//! once), the player's jobs go through the lobby, which knows every seat; a counter of such forwarded jobs makes the
-//! player switch to pushing to the room directly only when none is still on its way, so
-//! the room runs a player's jobs in the order its packets came.
+//! once), the player's jobs go through the lobby, which knows every seat; a counter of
+//! such forwarded jobs makes the player switch to pushing to the room directly only when
+//! none is still on its way, so the room runs a player's jobs in the order its packets
+//! came.
 
 use crate::lobby::Lobby;
 use crate::packets::{
