@@ -139,8 +139,9 @@ S_Chat broadcasts of messages sent in the window (marked \"m:<seq>\"). In move m
 cannot be marked, so received counts every S_BroadcastMove arriving between window start and \
 drain end. Latency is send -> own broadcast back, for packets sent in the window.
 
-Exit status: 0 every session connected and stayed connected; 1 some failed or disconnected; \
-2 server unreachable (nothing connected within 10 s)."
+Exit status: 0 every session connected and stayed connected; 1 some failed or disconnected, \
+or the client could not start; 2 server unreachable (nothing connected within 10 s), or an \
+invalid command line; 130 a second Ctrl-C."
 )]
 pub struct Args {
     /// Server address (host:port).
