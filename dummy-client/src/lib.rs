@@ -47,7 +47,9 @@
 
 #![warn(missing_docs)]
 
+mod connector;
 mod report;
+mod run;
 mod schedule;
 mod session;
 
@@ -69,15 +71,11 @@ pub use report::{Progress, Report, JSON_KEYS};
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use schedule::Scheduler;
-use server_core::{ConnectError, Service};
-use session::{ClientSession, Shared, Slot};
+use run::Run;
 use std::fmt;
-use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// Most sends a session keeps waiting for their own broadcast; past it the oldest is
 /// dropped and counted as a lost measurement.
@@ -94,9 +92,6 @@ pub const MAX_DRAIN: Duration = Duration::from_secs(2);
 /// accept queue; on Linux with SYN cookies such connections look established to the client
 /// but are unknown to the server, and hang until the client sends something.
 pub const MAX_IN_FLIGHT: usize = 500;
-
-/// The drain ends early when nothing new arrived for this long.
-const QUIET_DRAIN: Duration = Duration::from_millis(300);
 
 /// What each session sends every interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,10 +226,11 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 /// Why a run could not produce a report.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No session connected within [`UNREACHABLE_AFTER`] (or every attempt failed).
+    #[error("server {addr} unreachable: {reason}")]
     Unreachable {
         /// The address tried.
         addr: SocketAddr,
@@ -242,27 +238,8 @@ pub enum Error {
         reason: String,
     },
     /// The client's own networking could not start.
-    Service(server_core::BuildError),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Unreachable { addr, reason } => {
-                write!(f, "server {addr} unreachable: {reason}")
-            }
-            Error::Service(e) => write!(f, "cannot start the client's I/O threads: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Service(e) => Some(e),
-            Error::Unreachable { .. } => None,
-        }
-    }
+    #[error("cannot start the client's I/O threads: {0}")]
+    Service(#[source] server_core::BuildError),
 }
 
 impl Error {
@@ -291,275 +268,17 @@ pub fn run(args: &Args) -> Result<Report, Error> {
 /// [`Error::Unreachable`] when no session connects within 10 s; [`Error::Service`] when the
 /// I/O threads cannot start.
 pub fn run_until(args: &Args, stop: &AtomicBool) -> Result<Report, Error> {
-    let started = Instant::now();
-    let mut builder = Service::builder()
-        .connect_timeout(UNREACHABLE_AFTER - Duration::from_secs(1))
-        .linger(Duration::from_millis(200));
-    if let Some(threads) = args.threads {
-        builder = builder.threads(threads);
+    let mut run = Run::start(args, stop)?;
+    if !run.connect() {
+        return Err(run.unreachable());
     }
-    let service = builder.build().map_err(Error::Service)?;
-
-    let shared = Arc::new(Shared::new(args.mode));
-    let slots: Vec<Arc<Slot>> = (0..args.count).map(|i| Arc::new(Slot::new(i))).collect();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let scheduler = Scheduler::new(
-        slots.clone(),
-        Arc::clone(&shared),
-        ready_rx,
-        args.interval(),
-        args.mode,
-    )
-    .spawn();
-
-    // Connector: all at once, or paced on its own thread so progress keeps printing.
-    let connector = {
-        let handle = service.handle();
-        let shared = Arc::clone(&shared);
-        let slots = slots.clone();
-        let addr = args.addr;
-        let rate = args.connect_rate;
-        std::thread::Builder::new()
-            .name("dummy-connector".into())
-            .spawn(move || {
-                let begin = Instant::now();
-                for (i, slot) in slots.iter().enumerate() {
-                    if let Some(rate) = rate {
-                        let due = begin + Duration::from_secs_f64(i as f64 / rate);
-                        while Instant::now() < due {
-                            if shared.is_closing() {
-                                return;
-                            }
-                            let left = due.saturating_duration_since(Instant::now());
-                            std::thread::sleep(left.min(Duration::from_millis(50)));
-                        }
-                    }
-                    // Bounded handshakes in flight, whatever the rate (see MAX_IN_FLIGHT).
-                    while shared.initiated().saturating_sub(shared.resolved()) >= MAX_IN_FLIGHT {
-                        if shared.is_closing() {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if shared.is_closing() {
-                        return;
-                    }
-                    let handler =
-                        ClientSession::new(Arc::clone(slot), Arc::clone(&shared), ready_tx.clone());
-                    shared.note_initiated();
-                    match handle.connect(addr, handler) {
-                        Ok(()) => {}
-                        Err(ConnectError::Socket { source, .. }) => shared.connect_failed(&source),
-                        Err(e) => {
-                            shared.connect_failed(&std::io::Error::other(e.to_string()));
-                        }
-                    }
-                }
-            })
-            .expect("spawn the connector thread")
-    };
-
-    let progress_to_tty = std::io::stderr().is_terminal();
-    let mut ticker = Ticker {
-        progress: Progress::new(started),
-        next: started + Duration::from_secs(1),
-        latency: new_histogram(),
-        count: args.count,
-        quiet: args.quiet,
-        tty: progress_to_tty,
-    };
-    let tick = Duration::from_millis(20);
-    let count = args.count;
-
-    // Phase 1: connect. Ends when every session joined or failed, or at the deadline.
-    let mut connect_deadline: Option<Instant> = None;
-    let unreachable = loop {
-        let now = Instant::now();
-        let initiated = shared.initiated();
-        let (connected, failed) = (shared.tcp_connected(), shared.connect_failures());
-        if connected == 0 && failed > 0 && failed == initiated {
-            break true;
-        }
-        if connected == 0 && now.duration_since(started) >= UNREACHABLE_AFTER {
-            break true;
-        }
-        if initiated == count && connect_deadline.is_none() {
-            connect_deadline = Some(now + UNREACHABLE_AFTER + Duration::from_secs(2));
-        }
-        if shared.resolved() >= count
-            || connect_deadline.is_some_and(|d| now >= d)
-            || stop.load(Ordering::Acquire)
-        {
-            break false;
-        }
-        ticker.tick(&slots, &shared);
-        std::thread::sleep(tick);
-    };
-    if unreachable {
-        shared.set_closing();
-        let reason = shared
-            .first_connect_error()
-            .unwrap_or_else(|| format!("no connection within {} s", UNREACHABLE_AFTER.as_secs()));
-        finish_progress(args.quiet, progress_to_tty, &ticker.progress);
-        shared.set_phase(session::Phase::Done);
-        let _ = connector.join();
-        let _ = scheduler.join();
-        service.shutdown();
-        return Err(Error::Unreachable {
-            addr: args.addr,
-            reason,
-        });
-    }
-
-    // Phase 2: warmup.
-    let window_start = Instant::now() + args.warmup;
-    while Instant::now() < window_start && !stop.load(Ordering::Acquire) {
-        ticker.tick(&slots, &shared);
-        std::thread::sleep(tick.min(window_start.saturating_duration_since(Instant::now())));
-    }
-
-    // Phase 3: the measured window.
-    let mut window = Duration::ZERO;
-    if !stop.load(Ordering::Acquire) {
-        let begin = Instant::now();
-        shared.set_phase(session::Phase::Measuring);
-        ticker.progress.phase = "measuring";
-        let end = (!args.duration.is_zero()).then(|| begin + args.duration);
-        loop {
-            let now = Instant::now();
-            if end.is_some_and(|e| now >= e) || stop.load(Ordering::Acquire) {
-                break;
-            }
-            ticker.tick(&slots, &shared);
-            let left = end.map_or(tick, |e| e.saturating_duration_since(now));
-            std::thread::sleep(tick.min(left));
-        }
-        shared.set_phase(session::Phase::Draining);
-        window = begin.elapsed();
-    } else {
-        shared.set_phase(session::Phase::Draining);
-    }
-    ticker.progress.phase = "draining";
-
-    // Phase 4: drain.
-    let drain_start = Instant::now();
-    let mut last_received = u64::MAX;
-    let mut last_growth = drain_start;
-    loop {
-        let totals = session::Totals::sum(&slots);
-        let now = Instant::now();
-        if totals.received_marked != last_received {
-            last_received = totals.received_marked;
-            last_growth = now;
-        }
-        let all_in = args.mode == Mode::Chat && totals.received_marked >= totals.expected;
-        if all_in
-            || now.duration_since(last_growth) >= QUIET_DRAIN
-            || now.duration_since(drain_start) >= MAX_DRAIN
-        {
-            break;
-        }
-        ticker.tick(&slots, &shared);
-        std::thread::sleep(tick);
-    }
-
-    // Snapshot, then close: disconnects from here on are ours.
-    shared.set_closing();
-    shared.set_phase(session::Phase::Done);
-    let totals = session::Totals::sum(&slots);
-    session::drain_samples(&slots, &mut ticker.latency);
-    finish_progress(args.quiet, progress_to_tty, &ticker.progress);
-    let _ = connector.join();
-    let _ = scheduler.join();
-    service.shutdown();
-
-    let joined = shared.joined() as u64;
-    let mut first_connect_error = shared.first_connect_error();
-    let never_joined = shared
-        .tcp_connected()
-        .saturating_sub(shared.joined() + shared.closed_before_join());
-    if first_connect_error.is_none() && never_joined > 0 {
-        first_connect_error = Some(format!(
-            "{never_joined} connected but received no S_PlayerList"
-        ));
-    }
-    Ok(Report {
-        mode: args.mode,
-        count: count as u64,
-        connected: joined,
-        failed: count as u64 - joined.min(count as u64),
-        sent: totals.sent_marked,
-        received: totals.received_marked,
-        expected: totals.expected,
-        window,
-        warmup: args.warmup,
-        disconnects: shared.disconnects() as u64,
-        lost_measurements: totals.lost_measurements,
-        latency_us: ticker.latency,
-        first_connect_error,
-        first_disconnect: shared.first_disconnect(),
-    })
+    run.warm_up();
+    let window = run.measure();
+    run.drain();
+    Ok(run.report(window))
 }
 
 /// The latency histogram: microseconds, 1 µs to 60 s, 3 significant digits.
 pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
-#[allow(clippy::too_many_arguments)]
-/// The once-a-second progress line and the latency histogram it reads from.
-struct Ticker {
-    progress: Progress,
-    /// When the next line is due.
-    next: Instant,
-    latency: Histogram<u64>,
-    count: usize,
-    quiet: bool,
-    tty: bool,
-}
-
-impl Ticker {
-    /// Merges new latency samples and prints a progress line if one is due.
-    fn tick(&mut self, slots: &[Arc<Slot>], shared: &Shared) {
-        let now = Instant::now();
-        if now < self.next {
-            return;
-        }
-        self.next += Duration::from_secs(1);
-        if self.next < now {
-            self.next = now + Duration::from_secs(1);
-        }
-        session::drain_samples(slots, &mut self.latency);
-        if self.quiet {
-            return;
-        }
-        let totals = session::Totals::sum(slots);
-        let mut line = self.progress.line(
-            now,
-            shared.joined(),
-            self.count,
-            totals.sent_total,
-            totals.received_total,
-            &self.latency,
-        );
-        let pending = self.count.saturating_sub(shared.resolved());
-        let failed = self.count - shared.joined() - pending.min(self.count - shared.joined());
-        if pending > 0 || failed > 0 {
-            let tcp = shared.tcp_connected();
-            line.push_str(&format!(
-                "  (tcp {tcp}, failed {failed}, pending {pending})"
-            ));
-        }
-        if self.tty {
-            eprint!("\r{line}\x1b[K");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-}
-
-fn finish_progress(quiet: bool, tty: bool, progress: &Progress) {
-    if !quiet && tty && progress.printed() {
-        eprintln!();
-    }
 }

@@ -206,31 +206,21 @@ impl Report {
             self.warmup.as_secs_f64()
         );
         let _ = writeln!(t, "  {:<16}{:>14}{:>16}", "", "total", "per second");
-        let _ = writeln!(t, "  {:<16}{:>14}", "sessions", self.count);
-        let _ = writeln!(t, "  {:<16}{:>14}", "connected", self.connected);
-        let _ = writeln!(t, "  {:<16}{:>14}", "failed", self.failed);
-        let _ = writeln!(t, "  {:<16}{:>14}", "disconnects", self.disconnects);
-        let _ = writeln!(
-            t,
-            "  {:<16}{:>14}{:>16.1}",
-            "sent",
-            self.sent,
-            self.sent_per_s()
-        );
-        let _ = writeln!(
-            t,
-            "  {:<16}{:>14}{:>16.1}",
-            "received",
-            self.received,
-            self.received_per_s()
-        );
-        let _ = writeln!(
-            t,
-            "  {:<16}{:>14}{:>16.1}",
-            "expected",
-            self.expected,
-            self.expected_per_s()
-        );
+        for (name, total) in [
+            ("sessions", self.count),
+            ("connected", self.connected),
+            ("failed", self.failed),
+            ("disconnects", self.disconnects),
+        ] {
+            let _ = writeln!(t, "  {name:<16}{total:>14}");
+        }
+        for (name, total, per_s) in [
+            ("sent", self.sent, self.sent_per_s()),
+            ("received", self.received, self.received_per_s()),
+            ("expected", self.expected, self.expected_per_s()),
+        ] {
+            let _ = writeln!(t, "  {name:<16}{total:>14}{per_s:>16.1}");
+        }
         let _ = writeln!(
             t,
             "  {:<16}{:>14.6}",
