@@ -1,6 +1,15 @@
-//! The server's settings, which are also its command line.
+//! The server's settings, which are also its command line and its environment.
+//!
+//! Every flag has an environment variable (`--max-sessions` = `GAME_SERVER_MAX_SESSIONS`);
+//! a flag given on the command line wins over its variable. Values outside what a flag
+//! allows are refused by the parser with the flag's name, and by [`ServerConfig::validate`]
+//! (run by [`start`](crate::start)) when the config is built in code.
 
+use crate::ListenAddr;
+use std::fmt::Display;
 use std::net::SocketAddr;
+use std::str::FromStr;
+use thiserror::Error;
 
 /// Default room flush interval (`--tick-ms`), chosen by the load test in docs/benchmarks.md.
 pub const DEFAULT_TICK_MS: u64 = 7;
@@ -8,22 +17,23 @@ pub const DEFAULT_TICK_MS: u64 = 7;
 /// Settings of a game server; also its command line (`--help` shows these texts).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ServerConfig {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7777")]
-    pub addr: SocketAddr,
+    /// Address to listen on, HOST:PORT; a host name is resolved at start and the first
+    /// address it gives is used (0.0.0.0:7777 for every interface).
+    #[arg(long, env = "GAME_SERVER_ADDR", default_value = "127.0.0.1:7777")]
+    pub addr: ListenAddr,
 
     /// I/O threads [default: available cores].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "GAME_SERVER_THREADS", value_parser = threads)]
     pub threads: Option<u32>,
 
     /// Most connections open at once; further ones are closed at once and logged.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "GAME_SERVER_MAX_SESSIONS", default_value_t = 10_000, value_parser = max_sessions)]
     pub max_sessions: usize,
 
     /// Players per room: newcomers join the first room with space, a new room opens when all
     /// are full, and rooms that become empty are closed (except the first).
     /// 0 = a single room without limit, as in the course.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "GAME_SERVER_ROOM_CAPACITY", default_value_t = 0)]
     pub room_capacity: usize,
 
     /// Room flush interval in milliseconds: broadcasts are gathered and every member gets
@@ -32,21 +42,21 @@ pub struct ServerConfig {
     /// 7, is the shortest that keeps the 500-client benchmark under 0.3 µs of server CPU
     /// per delivered packet, a quarter of sending at once, for ~1 ms more median latency
     /// than 5 (docs/benchmarks.md).
-    #[arg(long, default_value_t = DEFAULT_TICK_MS)]
+    #[arg(long, env = "GAME_SERVER_TICK_MS", default_value_t = DEFAULT_TICK_MS, value_parser = tick_ms)]
     pub tick_ms: u64,
 
     /// Bytes that may wait in one session's send queue; a client reading slower than that
-    /// is disconnected.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    /// is disconnected. At least 65536, so the largest packet fits.
+    #[arg(long, env = "GAME_SERVER_MAX_SEND_QUEUE", default_value_t = 4 * 1024 * 1024, value_parser = max_send_queue)]
     pub max_send_queue: usize,
 
     /// Seconds a client may stay silent before it is disconnected; 0 = never.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, env = "GAME_SERVER_IDLE_TIMEOUT", default_value_t = 300, value_parser = idle_timeout)]
     pub idle_timeout: u64,
 
     /// Largest packet accepted from a client, header included (4 to 65535); a bigger size
     /// field disconnects it.
-    #[arg(long, default_value_t = 65_535, value_parser = clap::value_parser!(u16).range(4..))]
+    #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = max_packet_size)]
     pub max_packet_size: u16,
 }
 
@@ -54,7 +64,7 @@ impl Default for ServerConfig {
     /// The command-line defaults.
     fn default() -> Self {
         Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 7777)).into(),
             threads: None,
             max_sessions: 10_000,
             room_capacity: 0,
@@ -63,5 +73,181 @@ impl Default for ServerConfig {
             idle_timeout: 300,
             max_packet_size: u16::MAX,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every bounded value, as the command-line parser does.
+    ///
+    /// # Errors
+    /// The first value out of bounds, with its flag's name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let threads = self.threads.map_or(Ok(()), |n| check(n, THREADS));
+        threads
+            .and(check(self.max_sessions, MAX_SESSIONS))
+            .and(check(self.tick_ms, TICK_MS))
+            .and(check(self.max_send_queue, MAX_SEND_QUEUE))
+            .and(check(self.idle_timeout, IDLE_TIMEOUT))
+            .and(check(self.max_packet_size, MAX_PACKET_SIZE))
+    }
+}
+
+/// Resolves the address of `flag`, logging what a host name resolved to.
+pub(crate) fn resolve(flag: &'static str, addr: &ListenAddr) -> Result<SocketAddr, ConfigError> {
+    let all = addr.resolve().map_err(|e| ConfigError {
+        flag,
+        reason: format!("cannot resolve {addr}: {e}"),
+    })?;
+    let Some(&first) = all.first() else {
+        return Err(ConfigError {
+            flag,
+            reason: format!("{addr} resolves to no address"),
+        });
+    };
+    if let ListenAddr::Host { .. } = addr {
+        log::info!("{flag} {addr} resolves to {all:?}; using {first}");
+    }
+    Ok(first)
+}
+
+/// A setting the server cannot run with, named by its flag.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{flag}: {reason}")]
+pub struct ConfigError {
+    /// The flag, like `--max-sessions`.
+    pub flag: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+/// The values one flag accepts.
+#[derive(Clone, Copy)]
+struct Bounds<T> {
+    flag: &'static str,
+    min: T,
+    max: T,
+}
+
+// One place for each flag's bounds: the parsers below and `validate` both use them.
+const THREADS: Bounds<u32> = Bounds {
+    flag: "--threads",
+    min: 1,
+    max: 1024,
+};
+const MAX_SESSIONS: Bounds<usize> = Bounds {
+    flag: "--max-sessions",
+    min: 1,
+    max: 10_000_000,
+};
+/// A minute: a longer flush interval is a stalled room, not a setting.
+const TICK_MS: Bounds<u64> = Bounds {
+    flag: "--tick-ms",
+    min: 0,
+    max: 60_000,
+};
+/// The largest frame must fit, or a newcomer to a big room would be cut off.
+const MAX_SEND_QUEUE: Bounds<usize> = Bounds {
+    flag: "--max-send-queue",
+    min: 65_536,
+    max: 1 << 40,
+};
+/// Thirty days; beyond that the deadline arithmetic is the only thing the value affects.
+const IDLE_TIMEOUT: Bounds<u64> = Bounds {
+    flag: "--idle-timeout",
+    min: 0,
+    max: 30 * 86_400,
+};
+const MAX_PACKET_SIZE: Bounds<u16> = Bounds {
+    flag: "--max-packet-size",
+    min: 4,
+    max: u16::MAX,
+};
+
+fn check<T: Copy + PartialOrd + Display>(value: T, bounds: Bounds<T>) -> Result<(), ConfigError> {
+    if bounds.min <= value && value <= bounds.max {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            flag: bounds.flag,
+            reason: format!("{value} is not in {}..={}", bounds.min, bounds.max),
+        })
+    }
+}
+
+/// Parses a flag's value and checks its bounds; clap adds the flag's name to the message.
+fn parse_within<T: Copy + FromStr + PartialOrd + Display>(
+    s: &str,
+    bounds: Bounds<T>,
+) -> Result<T, String> {
+    let value = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a whole number in {}..={}", bounds.min, bounds.max))?;
+    check(value, bounds).map_err(|e| e.reason)?;
+    Ok(value)
+}
+
+fn threads(s: &str) -> Result<u32, String> {
+    parse_within(s, THREADS)
+}
+fn max_sessions(s: &str) -> Result<usize, String> {
+    parse_within(s, MAX_SESSIONS)
+}
+fn tick_ms(s: &str) -> Result<u64, String> {
+    parse_within(s, TICK_MS)
+}
+fn max_send_queue(s: &str) -> Result<usize, String> {
+    parse_within(s, MAX_SEND_QUEUE)
+}
+fn idle_timeout(s: &str) -> Result<u64, String> {
+    parse_within(s, IDLE_TIMEOUT)
+}
+fn max_packet_size(s: &str) -> Result<u16, String> {
+    parse_within(s, MAX_PACKET_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bounds_name_the_flag() {
+        ServerConfig::default().validate().unwrap();
+        let bad = ServerConfig {
+            max_sessions: 0,
+            ..Default::default()
+        };
+        let e = bad.validate().unwrap_err();
+        assert_eq!(e.flag, "--max-sessions");
+        assert_eq!(e.to_string(), "--max-sessions: 0 is not in 1..=10000000");
+        let bad = ServerConfig {
+            threads: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().flag, "--threads");
+        assert_eq!(
+            max_send_queue("1024").unwrap_err(),
+            "1024 is not in 65536..=1099511627776"
+        );
+        assert!(tick_ms("x").unwrap_err().starts_with("not a whole number"));
+        assert_eq!(idle_timeout(" 60 "), Ok(60));
+    }
+
+    #[test]
+    fn an_address_that_does_not_resolve_names_the_flag() {
+        // An empty name fails in the local resolver, without a DNS query.
+        let nowhere = ListenAddr::Host {
+            name: String::new(),
+            port: 7777,
+        };
+        let e = resolve("--metrics-addr", &nowhere).unwrap_err();
+        assert_eq!(e.flag, "--metrics-addr");
+        assert!(
+            e.to_string()
+                .starts_with("--metrics-addr: cannot resolve :7777"),
+            "{e}"
+        );
+        let local = resolve("--addr", &"localhost:7777".parse().unwrap()).unwrap();
+        assert!(local.ip().is_loopback());
     }
 }

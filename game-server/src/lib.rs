@@ -31,6 +31,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
+mod listen_addr;
 pub mod lobby;
 pub mod packets;
 pub mod player;
@@ -46,7 +47,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-pub use config::{ServerConfig, DEFAULT_TICK_MS};
+pub use config::{ConfigError, ServerConfig, DEFAULT_TICK_MS};
+pub use listen_addr::{ListenAddr, ParseListenAddrError};
 pub use lobby::RoomId;
 pub use player::{PlayerError, PlayerId};
 pub use room::{GameRoom, MAX_PLAYERS_PER_LIST};
@@ -60,6 +62,9 @@ pub enum Error {
     /// The address could not be listened on.
     #[error(transparent)]
     Listen(#[from] server_core::ListenError),
+    /// A setting is out of bounds or an address does not resolve.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Counters of a running server.
@@ -89,9 +94,12 @@ pub struct GameServer {
 /// listener on `config.addr` (port 0 picks a free port; see [`GameServer::local_addr`]).
 ///
 /// # Errors
-/// [`Error::Build`] if the I/O threads cannot start, [`Error::Listen`] if the address
-/// cannot be bound.
+/// [`Error::Config`] if a setting is out of bounds ([`ServerConfig::validate`]) or
+/// `config.addr` does not resolve, [`Error::Build`] if the I/O threads cannot start,
+/// [`Error::Listen`] if the address cannot be bound.
 pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
+    config.validate()?;
+    let addr = config::resolve("--addr", &config.addr)?;
     let mut builder = Service::builder()
         .max_sessions(config.max_sessions)
         .max_send_queue(config.max_send_queue)
@@ -121,7 +129,7 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
 
     let next_id = Arc::new(AtomicI32::new(1));
     let factory_lobby = lobby.clone();
-    let listener = service.listen(config.addr, move || {
+    let listener = service.listen(addr, move || {
         Player::new(factory_lobby.clone(), Arc::clone(&next_id))
     })?;
     info!(
