@@ -33,6 +33,7 @@
 mod config;
 mod listen_addr;
 pub mod lobby;
+pub mod ops;
 pub mod packets;
 pub mod player;
 pub mod room;

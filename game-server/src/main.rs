@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
+    game_server::ops::prepare_open_file_limit(&cli.config);
     let server = match game_server::start(cli.config) {
         Ok(server) => server,
         Err(e) => {
