@@ -58,6 +58,11 @@ pub struct ServerConfig {
     /// field disconnects it.
     #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = max_packet_size)]
     pub max_packet_size: u16,
+
+    /// Serve Prometheus metrics (/metrics), health (/healthz) and readiness (/readyz) over
+    /// HTTP on this HOST:PORT, like 127.0.0.1:9100; off when not given.
+    #[arg(long, env = "GAME_SERVER_METRICS_ADDR")]
+    pub metrics_addr: Option<ListenAddr>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +77,7 @@ impl Default for ServerConfig {
             max_send_queue: 4 * 1024 * 1024,
             idle_timeout: 300,
             max_packet_size: u16::MAX,
+            metrics_addr: None,
         }
     }
 }

@@ -37,14 +37,16 @@ pub mod ops;
 pub mod packets;
 pub mod player;
 pub mod room;
+mod stats;
 
 use lobby::Lobby;
 use log::info;
 use player::Player;
-use server_core::{JobQueue, Listener, Service, ServiceStats};
+use server_core::{JobQueue, Listener, Service};
+use stats::StatsSource;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -53,6 +55,7 @@ pub use listen_addr::{ListenAddr, ParseListenAddrError};
 pub use lobby::RoomId;
 pub use player::{PlayerError, PlayerId};
 pub use room::{GameRoom, MAX_PLAYERS_PER_LIST};
+pub use stats::GameStats;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -66,18 +69,15 @@ pub enum Error {
     /// A setting is out of bounds or an address does not resolve.
     #[error(transparent)]
     Config(#[from] ConfigError),
-}
-
-/// Counters of a running server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GameStats {
-    /// server-core's counters: sessions, packets and bytes in and out.
-    pub service: ServiceStats,
-    /// Rooms open now.
-    pub rooms: usize,
-    /// Players in a room now (connected players that have not left).
-    pub players: usize,
+    /// The metrics endpoint could not start (`--metrics-addr`).
+    #[error("--metrics-addr: cannot serve on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running game server; dropping it shuts it down.
@@ -85,8 +85,9 @@ pub struct GameServer {
     service: Service,
     listener: Listener,
     lobby: JobQueue<Lobby>,
-    rooms: Arc<AtomicUsize>,
-    players: Arc<AtomicUsize>,
+    stats: StatsSource,
+    /// The metrics, health and readiness endpoint, when `--metrics-addr` is set.
+    ops: Mutex<Option<ops::Endpoint>>,
     threads: usize,
     stopped: AtomicBool,
 }
@@ -101,6 +102,10 @@ pub struct GameServer {
 pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     config.validate()?;
     let addr = config::resolve("--addr", &config.addr)?;
+    let metrics_addr = match &config.metrics_addr {
+        Some(addr) => Some(config::resolve("--metrics-addr", addr)?),
+        None => None,
+    };
     let mut builder = Service::builder()
         .max_sessions(config.max_sessions)
         .max_send_queue(config.max_send_queue)
@@ -146,13 +151,26 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
             Some(t) => format!("{} ms", t.as_millis()),
         },
     );
+    let stats = StatsSource {
+        service: handle.clone(),
+        listener: listener.clone(),
+        rooms,
+        players,
+    };
+    let ops = match metrics_addr {
+        Some(addr) => Some(
+            ops::Endpoint::start(addr, stats.clone(), config.max_sessions)
+                .map_err(|source| Error::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     Ok(GameServer {
         threads: handle.threads(),
         service,
         listener,
         lobby,
-        rooms,
-        players,
+        stats,
+        ops: Mutex::new(ops),
         stopped: AtomicBool::new(false),
     })
 }
@@ -164,6 +182,13 @@ impl GameServer {
         self.listener.local_addr()
     }
 
+    /// The address of the metrics endpoint, when `metrics_addr` was set (with the real port
+    /// when started on port 0).
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.lock_ops().as_ref().map(ops::Endpoint::local_addr)
+    }
+
     /// Number of I/O threads.
     #[must_use]
     pub fn threads(&self) -> usize {
@@ -173,11 +198,7 @@ impl GameServer {
     /// Counters: server-core's, plus rooms and players.
     #[must_use]
     pub fn stats(&self) -> GameStats {
-        GameStats {
-            service: self.service.stats(),
-            rooms: self.rooms.load(Ordering::Relaxed),
-            players: self.players.load(Ordering::Relaxed),
-        }
+        self.stats.snapshot()
     }
 
     /// Connections refused so far because `max_sessions` were open.
@@ -187,13 +208,21 @@ impl GameServer {
     }
 
     /// Stops accepting, lets every session flush what is queued (up to 2 s), closes them all
-    /// and joins the I/O threads, then frees the rooms. Idempotent.
+    /// and joins the I/O threads, then frees the rooms and stops the metrics endpoint.
+    /// Idempotent.
     pub fn shutdown(&self) {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
         self.service.shutdown();
         self.lobby.push(Lobby::close);
+        if let Some(mut endpoint) = self.lock_ops().take() {
+            endpoint.stop();
+        }
+    }
+
+    fn lock_ops(&self) -> std::sync::MutexGuard<'_, Option<ops::Endpoint>> {
+        self.ops.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

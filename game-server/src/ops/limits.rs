@@ -75,7 +75,11 @@ pub fn prepare_open_file_limit(config: &ServerConfig) {
         }
     };
     info!("{limit}");
-    let needed = descriptors_needed(config.max_sessions, 0);
+    let endpoint = match config.metrics_addr {
+        Some(_) => super::ENDPOINT_CONNECTIONS as u64 + 1,
+        None => 0,
+    };
+    let needed = descriptors_needed(config.max_sessions, endpoint);
     if let Some(warning) = open_file_shortfall(&limit, needed, config.max_sessions) {
         warn!("{warning}");
     }

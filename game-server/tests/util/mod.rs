@@ -4,6 +4,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod binary;
+pub mod http;
+pub mod prometheus;
 
 use game_server::{GameServer, ServerConfig};
 use std::io::{ErrorKind, Read, Write};
