@@ -74,17 +74,21 @@ fn release_freed_memory() {
     }
 }
 
-/// One line: sessions, rooms, players, and per-second rates since the last line.
+/// One line: sessions, rooms, players, and per-second rates since the last line. The
+/// numbers are those `/metrics` serves (one snapshot, `GameServer::stats`). "sends" are
+/// buffers handed to sessions: with a room tick, one batch of packets per player per tick.
 fn log_stats((t0, s0): (Instant, GameStats), (t1, s1): (Instant, GameStats)) {
     let secs = (t1 - t0).as_secs_f64().max(1e-3);
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     info!(
-        "sessions {} | rooms {} | players {} | packets in {:.0}/s, out {:.0}/s | bytes out {:.0}/s | writev {:.0}/s, loop wake-ups {:.0}/s",
+        "sessions {} (refused {}) | rooms {} | players {} | packets in {:.0}/s | sends out {:.0}/s | bytes in {:.0}/s, out {:.0}/s | writev {:.0}/s, loop wake-ups {:.0}/s",
         s1.service.sessions,
+        s1.sessions_refused,
         s1.rooms,
         s1.players,
         rate(s0.service.packets_in, s1.service.packets_in),
         rate(s0.service.packets_out, s1.service.packets_out),
+        rate(s0.service.bytes_in, s1.service.bytes_in),
         rate(s0.service.bytes_out, s1.service.bytes_out),
         rate(s0.service.write_calls, s1.service.write_calls),
         rate(s0.service.loop_iterations, s1.service.loop_iterations),
