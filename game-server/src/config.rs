@@ -23,11 +23,11 @@ pub struct ServerConfig {
     pub addr: ListenAddr,
 
     /// I/O threads [default: available cores].
-    #[arg(long, env = "GAME_SERVER_THREADS", value_parser = threads)]
+    #[arg(long, env = "GAME_SERVER_THREADS", value_parser = |s: &str| parse_within(s, THREADS))]
     pub threads: Option<u32>,
 
     /// Most connections open at once; further ones are closed at once and logged.
-    #[arg(long, env = "GAME_SERVER_MAX_SESSIONS", default_value_t = 10_000, value_parser = max_sessions)]
+    #[arg(long, env = "GAME_SERVER_MAX_SESSIONS", default_value_t = 10_000, value_parser = |s: &str| parse_within(s, MAX_SESSIONS))]
     pub max_sessions: usize,
 
     /// Players per room: newcomers join the first room with space, a new room opens when all
@@ -42,21 +42,21 @@ pub struct ServerConfig {
     /// 7, is the shortest that keeps the 500-client benchmark under 0.3 µs of server CPU
     /// per delivered packet, a quarter of sending at once, for ~1 ms more median latency
     /// than 5 (docs/benchmarks.md).
-    #[arg(long, env = "GAME_SERVER_TICK_MS", default_value_t = DEFAULT_TICK_MS, value_parser = tick_ms)]
+    #[arg(long, env = "GAME_SERVER_TICK_MS", default_value_t = DEFAULT_TICK_MS, value_parser = |s: &str| parse_within(s, TICK_MS))]
     pub tick_ms: u64,
 
     /// Bytes that may wait in one session's send queue; a client reading slower than that
     /// is disconnected. At least 65536, so the largest packet fits.
-    #[arg(long, env = "GAME_SERVER_MAX_SEND_QUEUE", default_value_t = 4 * 1024 * 1024, value_parser = max_send_queue)]
+    #[arg(long, env = "GAME_SERVER_MAX_SEND_QUEUE", default_value_t = 4 * 1024 * 1024, value_parser = |s: &str| parse_within(s, MAX_SEND_QUEUE))]
     pub max_send_queue: usize,
 
     /// Seconds a client may stay silent before it is disconnected; 0 = never.
-    #[arg(long, env = "GAME_SERVER_IDLE_TIMEOUT", default_value_t = 300, value_parser = idle_timeout)]
+    #[arg(long, env = "GAME_SERVER_IDLE_TIMEOUT", default_value_t = 300, value_parser = |s: &str| parse_within(s, IDLE_TIMEOUT))]
     pub idle_timeout: u64,
 
     /// Largest packet accepted from a client, header included (4 to 65535); a bigger size
     /// field disconnects it.
-    #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = max_packet_size)]
+    #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = |s: &str| parse_within(s, MAX_PACKET_SIZE))]
     pub max_packet_size: u16,
 
     /// Serve Prometheus metrics (/metrics), health (/healthz) and readiness (/readyz) over
@@ -193,25 +193,6 @@ fn parse_within<T: Copy + FromStr + PartialOrd + Display>(
     Ok(value)
 }
 
-fn threads(s: &str) -> Result<u32, String> {
-    parse_within(s, THREADS)
-}
-fn max_sessions(s: &str) -> Result<usize, String> {
-    parse_within(s, MAX_SESSIONS)
-}
-fn tick_ms(s: &str) -> Result<u64, String> {
-    parse_within(s, TICK_MS)
-}
-fn max_send_queue(s: &str) -> Result<usize, String> {
-    parse_within(s, MAX_SEND_QUEUE)
-}
-fn idle_timeout(s: &str) -> Result<u64, String> {
-    parse_within(s, IDLE_TIMEOUT)
-}
-fn max_packet_size(s: &str) -> Result<u16, String> {
-    parse_within(s, MAX_PACKET_SIZE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,11 +213,13 @@ mod tests {
         };
         assert_eq!(bad.validate().unwrap_err().flag, "--threads");
         assert_eq!(
-            max_send_queue("1024").unwrap_err(),
+            parse_within("1024", MAX_SEND_QUEUE).unwrap_err(),
             "1024 is not in 65536..=1099511627776"
         );
-        assert!(tick_ms("x").unwrap_err().starts_with("not a whole number"));
-        assert_eq!(idle_timeout(" 60 "), Ok(60));
+        assert!(parse_within("x", TICK_MS)
+            .unwrap_err()
+            .starts_with("not a whole number"));
+        assert_eq!(parse_within(" 60 ", IDLE_TIMEOUT), Ok(60));
     }
 
     #[test]
