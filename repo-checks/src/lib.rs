@@ -3,7 +3,9 @@
 //! * `tests/msrv.rs`: no dependency needs a newer Rust than the declared `rust-version`;
 //! * `tests/docs_words.rs`: the docs describe the project, not its history: no process
 //!   words ([`process_words`]) and no placeholder URLs in `docs/`, any `README.md`,
-//!   `CHANGELOG.md` or `CONTRIBUTING.md`.
+//!   `CHANGELOG.md` or `CONTRIBUTING.md`;
+//! * `tests/csharp_generated.rs`: the C# client's committed packets
+//!   (`clients/csharp/Generated/`) are what packet-gen generates from `game-server/PDL.xml`.
 //!
 //! The library holds what those tests share: where the repository is, which files are
 //! docs, and the scanner (a pure function, unit-tested below).
