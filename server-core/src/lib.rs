@@ -67,6 +67,7 @@ mod send_queue;
 mod service;
 mod session;
 mod timer;
+mod transport;
 
 pub use event_loop::Task;
 pub use job_queue::{JobQueue, WeakJobQueue};

@@ -1,0 +1,2 @@
+#[cfg(feature = "websocket")]
+pub(crate) mod websocket;
