@@ -61,6 +61,14 @@ impl CloseFrame {
         std::str::from_utf8(self.reason.as_bytes()).unwrap_or_default()
     }
 
+    #[cfg(test)]
+    pub(crate) fn for_tests(code: Option<u16>, reason: &[u8]) -> Self {
+        Self {
+            code,
+            reason: ControlPayload::new(reason).unwrap_or(ControlPayload::EMPTY),
+        }
+    }
+
     /// The close frame to answer with: the same code, as section 5.5.1 suggests, and no
     /// reason; an empty frame if the client sent no code.
     pub(crate) fn reply(&self) -> bytes::Bytes {
@@ -357,3 +365,350 @@ fn parse_close(payload: ControlPayload) -> Result<CloseFrame, WsError> {
 
 // The largest header must fit what the caller may leave unconsumed.
 const _: () = assert!(MAX_HEADER_LEN - 1 < MAX_UNCONSUMED);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::websocket::tests::{encode_all, feed, feed_all, ClientFrame, Outcome};
+
+    const BINARY: u8 = 0x2;
+    const TEXT: u8 = 0x1;
+    const CONTINUATION: u8 = 0x0;
+    const CLOSE: u8 = 0x8;
+    const PING: u8 = 0x9;
+    const PONG: u8 = 0xA;
+
+    fn decoder() -> WsDecoder {
+        WsDecoder::new(1 << 20)
+    }
+
+    fn ping(payload: &[u8]) -> Control {
+        Control::Ping(ControlPayload::new(payload).unwrap())
+    }
+
+    fn error_of(frames: &[ClientFrame]) -> WsError {
+        let outcome = feed_all(&mut decoder(), &encode_all(frames));
+        outcome.error.expect("an error")
+    }
+
+    #[test]
+    fn rfc_masked_hello_as_binary() {
+        // Section 5.7's masked "Hello", with the binary opcode this server speaks.
+        let mut raw = [
+            0x82, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let d = decoder().decode(&mut raw).unwrap();
+        assert_eq!((d.produced, d.consumed, d.control), (5, 11, None));
+        assert_eq!(&raw[..5], b"Hello");
+    }
+
+    #[test]
+    fn rfc_masked_hello_as_text_is_1003() {
+        let mut raw = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let err = decoder().decode(&mut raw).unwrap_err();
+        assert_eq!(err, WsError::TextFrame);
+        assert_eq!(err.close_code(), 1003);
+        assert!(err.to_string().contains("binary messages only"), "{err}");
+    }
+
+    #[test]
+    fn rfc_unmasked_examples_are_1002() {
+        // Section 5.7's unmasked "Hello" (text) and unmasked ping: a client must mask.
+        for raw in [
+            &mut [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f][..],
+            &mut [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f][..],
+            &mut [0x02, 0x03, 0x48, 0x65, 0x6c][..],
+        ] {
+            let err = decoder().decode(raw).unwrap_err();
+            assert_eq!((err.clone(), err.close_code()), (WsError::Unmasked, 1002));
+        }
+    }
+
+    #[test]
+    fn rfc_fragmented_hello_masked() {
+        // Section 5.7's "Hel" + "lo" fragments, masked and binary.
+        let frames = [
+            ClientFrame::new(BINARY, b"Hel").fin(false),
+            ClientFrame::new(CONTINUATION, b"lo"),
+        ];
+        let outcome = feed_all(&mut decoder(), &encode_all(&frames));
+        assert_eq!(outcome.stream, b"Hello");
+        assert_eq!(outcome.error, None);
+    }
+
+    #[test]
+    fn ping_inside_a_fragmented_message_comes_out_in_order() {
+        let frames = [
+            ClientFrame::new(BINARY, b"ab").fin(false),
+            ClientFrame::new(PING, b"p1"),
+            ClientFrame::new(CONTINUATION, b"cd").fin(false),
+            ClientFrame::new(PONG, b"ignored"),
+            ClientFrame::new(PING, b""),
+            ClientFrame::new(CONTINUATION, b"ef"),
+            ClientFrame::new(BINARY, b"gh"),
+        ];
+        let expected = Outcome {
+            stream: b"abcdefgh".to_vec(),
+            controls: vec![(2, ping(b"p1")), (4, ping(b""))],
+            error: None,
+        };
+        let input = encode_all(&frames);
+        assert_eq!(feed_all(&mut decoder(), &input), expected);
+        assert_eq!(
+            feed(&mut decoder(), &input, || 1),
+            expected,
+            "byte at a time"
+        );
+        let mut size = 0;
+        let chunks = || {
+            size = size % 7 + 1;
+            size
+        };
+        assert_eq!(feed(&mut decoder(), &input, chunks), expected);
+    }
+
+    #[test]
+    fn sixteen_and_sixty_four_bit_lengths() {
+        let medium: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let large: Vec<u8> = (0..70_000u32).map(|i| (i * 7) as u8).collect();
+        let frames = [
+            ClientFrame::new(BINARY, &medium),
+            ClientFrame::new(BINARY, &large),
+        ];
+        let input = encode_all(&frames);
+        assert_eq!(input[1], 0x80 | 126);
+        assert_eq!(input[4 + 4 + 300 + 1], 0x80 | 127);
+        let expected: Vec<u8> = [medium, large].concat();
+        assert_eq!(feed_all(&mut decoder(), &input).stream, expected);
+        let mut size = 0;
+        let outcome = feed(&mut decoder(), &input, || {
+            size = size % 1500 + 1;
+            size
+        });
+        assert_eq!(outcome.stream, expected);
+    }
+
+    #[test]
+    fn partial_payload_is_produced_at_once_and_stays_in_phase() {
+        let frame = ClientFrame::new(BINARY, b"0123456789").encode();
+        let mut dec = decoder();
+        let mut raw = frame[..9].to_vec(); // 6-byte header + "012"
+        let d = dec.decode(&mut raw).unwrap();
+        assert_eq!((d.produced, d.consumed), (3, 9));
+        assert_eq!(&raw[..3], b"012");
+        let mut raw = frame[9..].to_vec();
+        let d = dec.decode(&mut raw).unwrap();
+        assert_eq!((d.produced, d.consumed), (7, 7));
+        assert_eq!(&raw[..7], b"3456789");
+    }
+
+    #[test]
+    fn incomplete_header_and_control_frame_are_left_unconsumed() {
+        let data = ClientFrame::new(BINARY, b"xy").encode();
+        let ping_frame = ClientFrame::new(PING, &[5; 125]).encode();
+        let mut raw = [&data[..], &ping_frame[..100]].concat();
+        let d = decoder().decode(&mut raw).unwrap();
+        assert_eq!((d.produced, d.consumed, d.control), (2, data.len(), None));
+        let mut raw = [&data[..], &data[..5]].concat();
+        let d = decoder().decode(&mut raw).unwrap();
+        assert_eq!((d.produced, d.consumed), (2, data.len()));
+    }
+
+    #[test]
+    fn empty_frames_are_fine() {
+        let frames = [
+            ClientFrame::new(BINARY, b"").fin(false),
+            ClientFrame::new(CONTINUATION, b""),
+            ClientFrame::new(BINARY, b""),
+        ];
+        let outcome = feed_all(&mut decoder(), &encode_all(&frames));
+        assert_eq!(outcome, Outcome::default());
+    }
+
+    #[test]
+    fn reserved_bits_are_1002() {
+        for rsv in 1..8 {
+            let mut frame = ClientFrame::new(BINARY, b"x");
+            frame.rsv = rsv;
+            let err = error_of(&[frame]);
+            assert_eq!(
+                (err.clone(), err.close_code()),
+                (WsError::ReservedBits(rsv), 1002)
+            );
+        }
+        assert_eq!(
+            WsError::ReservedBits(4).to_string(),
+            "reserved bits 0b100 set without a negotiated extension"
+        );
+    }
+
+    #[test]
+    fn unknown_opcodes_are_1002() {
+        for op in [3, 7, 0xB, 0xF] {
+            let err = error_of(&[ClientFrame::new(op, b"")]);
+            assert_eq!(err, WsError::Frame(FrameError::ReservedOpcode(op)));
+            assert_eq!(err.close_code(), 1002);
+            assert_eq!(err.to_string(), format!("reserved opcode {op:#x}"));
+        }
+    }
+
+    #[test]
+    fn bad_control_frames_are_1002() {
+        let err = error_of(&[ClientFrame::new(PING, &[0; 126])]);
+        assert_eq!(err.close_code(), 1002);
+        assert!(matches!(
+            err,
+            WsError::Frame(FrameError::ControlTooLong { .. })
+        ));
+        let err = error_of(&[ClientFrame::new(PING, b"x").fin(false)]);
+        assert_eq!(
+            err,
+            WsError::Frame(FrameError::ControlFragmented(OpCode::Ping))
+        );
+        assert_eq!(err.close_code(), 1002);
+    }
+
+    #[test]
+    fn fragment_sequencing_is_1002() {
+        let err = error_of(&[ClientFrame::new(CONTINUATION, b"x")]);
+        assert_eq!(
+            (err.clone(), err.close_code()),
+            (WsError::UnexpectedContinuation, 1002)
+        );
+        let err = error_of(&[
+            ClientFrame::new(BINARY, b"a").fin(false),
+            ClientFrame::new(BINARY, b"b"),
+        ]);
+        assert_eq!(
+            (err.clone(), err.close_code()),
+            (WsError::MessageNotFinished, 1002)
+        );
+        // A finished message leaves nothing to continue.
+        let err = error_of(&[
+            ClientFrame::new(BINARY, b"a"),
+            ClientFrame::new(CONTINUATION, b"b"),
+        ]);
+        assert_eq!(err, WsError::UnexpectedContinuation);
+        // A text frame inside a binary message is still a text frame.
+        let err = error_of(&[
+            ClientFrame::new(BINARY, b"a").fin(false),
+            ClientFrame::new(TEXT, b"b"),
+        ]);
+        assert_eq!(err, WsError::TextFrame);
+    }
+
+    #[test]
+    fn message_size_counts_all_fragments_and_is_judged_from_the_header() {
+        let mut dec = WsDecoder::new(10);
+        let first = ClientFrame::new(BINARY, b"123456").fin(false).encode();
+        let second = ClientFrame::new(CONTINUATION, b"78901").encode();
+        let mut raw = [&first[..], &second[..6]].concat(); // second: header only
+        let err = dec.decode(&mut raw).unwrap_err();
+        assert_eq!(err, WsError::MessageTooLarge { size: 11, max: 10 });
+        assert_eq!(err.close_code(), 1009);
+        assert_eq!(
+            err.to_string(),
+            "message of at least 11 bytes exceeds the maximum of 10"
+        );
+        // Exactly the maximum is fine, and a new message starts from zero.
+        let frames = [
+            ClientFrame::new(BINARY, b"12345").fin(false),
+            ClientFrame::new(CONTINUATION, b"67890"),
+            ClientFrame::new(BINARY, b"1234567890"),
+        ];
+        let outcome = feed_all(&mut WsDecoder::new(10), &encode_all(&frames));
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.stream.len(), 20);
+        // A huge announced length is refused before any payload arrives.
+        let mut raw = [
+            0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
+        ];
+        assert!(matches!(
+            decoder().decode(&mut raw),
+            Err(WsError::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn sixty_four_bit_length_with_high_bit_is_1002() {
+        let mut raw = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4];
+        let err = decoder().decode(&mut raw).unwrap_err();
+        assert_eq!(
+            err,
+            WsError::Frame(FrameError::LengthHighBit((1 << 63) | 5))
+        );
+        assert_eq!(err.close_code(), 1002);
+    }
+
+    #[test]
+    fn close_frames_are_validated_and_end_the_input() {
+        // Empty close: no code, and an empty reply.
+        let outcome = feed_all(&mut decoder(), &ClientFrame::new(CLOSE, b"").encode());
+        let [(0, Control::Close(close))] = &outcome.controls[..] else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!((close.code, close.reason()), (None, ""));
+        assert_eq!(&close.reply()[..], [0x88, 0]);
+
+        // Code and reason, then data the decoder discards.
+        let mut payload = 1001u16.to_be_bytes().to_vec();
+        payload.extend_from_slice("bye 👋".as_bytes());
+        let frames = [
+            ClientFrame::new(BINARY, b"ab"),
+            ClientFrame::new(CLOSE, &payload),
+            ClientFrame::new(BINARY, b"late"),
+            ClientFrame::new(TEXT, b"also ignored"),
+        ];
+        let mut dec = decoder();
+        let outcome = feed_all(&mut dec, &encode_all(&frames));
+        assert_eq!(outcome.stream, b"ab");
+        assert_eq!(outcome.error, None);
+        let [(2, Control::Close(close))] = &outcome.controls[..] else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!((close.code, close.reason()), (Some(1001), "bye 👋"));
+        assert_eq!(&close.reply()[..], [0x88, 2, 0x03, 0xE9]);
+        assert!(dec.is_closed());
+    }
+
+    #[test]
+    fn bad_close_frames() {
+        let err = error_of(&[ClientFrame::new(CLOSE, &[3])]);
+        assert_eq!(
+            (err.clone(), err.close_code()),
+            (WsError::CloseTruncated, 1002)
+        );
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 2000, 5000] {
+            let err = error_of(&[ClientFrame::new(CLOSE, &code.to_be_bytes())]);
+            assert_eq!(err, WsError::InvalidCloseCode(code));
+            assert_eq!(err.close_code(), 1002);
+        }
+        let err = error_of(&[ClientFrame::new(CLOSE, &[0x03, 0xE8, 0xC3, 0x28])]);
+        assert_eq!(
+            (err.clone(), err.close_code()),
+            (WsError::CloseReasonNotUtf8, 1007)
+        );
+    }
+
+    #[test]
+    fn pongs_are_ignored() {
+        let frames = [
+            ClientFrame::new(PONG, b"whatever"),
+            ClientFrame::new(BINARY, b"x"),
+        ];
+        let outcome = feed_all(&mut decoder(), &encode_all(&frames));
+        assert_eq!((outcome.stream, outcome.controls), (b"x".to_vec(), vec![]));
+    }
+
+    #[test]
+    fn unmasked_data_and_close_are_1002() {
+        let mut frame = ClientFrame::new(BINARY, b"abc");
+        frame.mask = None;
+        assert_eq!(error_of(&[frame]), WsError::Unmasked);
+        let mut frame = ClientFrame::new(CLOSE, b"");
+        frame.mask = None;
+        assert_eq!(error_of(&[frame]), WsError::Unmasked);
+    }
+}

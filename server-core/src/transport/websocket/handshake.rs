@@ -491,3 +491,397 @@ fn http_error_text(e: httparse::Error) -> &'static str {
         httparse::Error::Version => "invalid HTTP version",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request of RFC 6455 section 1.2, with its sample key.
+    const RFC_REQUEST: &str = "GET /ws HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(request: &str) -> Result<Handshake, HandshakeError> {
+        parse_request(request.as_bytes(), &HandshakeConfig::default())
+    }
+
+    /// `RFC_REQUEST` with one header line replaced (or removed when `with` is empty).
+    fn edited(name: &str, with: &str) -> String {
+        RFC_REQUEST
+            .split_inclusive("\r\n")
+            .map(|line| {
+                if line.starts_with(&format!("{name}:")) {
+                    with.to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect()
+    }
+
+    fn response_text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn rfc_sample_key_gives_the_rfc_accept_key() {
+        assert_eq!(
+            &derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn rfc_request_upgrades() {
+        let Ok(Handshake::Upgrade {
+            consumed,
+            response,
+            query,
+            subprotocol,
+        }) = parse(RFC_REQUEST)
+        else {
+            panic!("{:?}", parse(RFC_REQUEST));
+        };
+        assert_eq!(consumed, RFC_REQUEST.len());
+        assert_eq!((query, subprotocol), (None, None));
+        assert_eq!(
+            response_text(&response),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_head_are_left_to_the_decoder() {
+        let mut buf = RFC_REQUEST.as_bytes().to_vec();
+        buf.extend_from_slice(&[0x82, 0x80, 1, 2, 3, 4]);
+        let Ok(Handshake::Upgrade { consumed, .. }) =
+            parse_request(&buf, &HandshakeConfig::default())
+        else {
+            panic!()
+        };
+        assert_eq!(consumed, RFC_REQUEST.len());
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete() {
+        for n in 0..RFC_REQUEST.len() {
+            assert_eq!(parse(&RFC_REQUEST[..n]), Ok(Handshake::Incomplete), "{n}");
+        }
+    }
+
+    #[test]
+    fn header_names_and_tokens_are_case_insensitive_lists() {
+        let request = edited("Upgrade", "upGRADE: h2c, WebSocket\r\n")
+            .replace("Connection: Upgrade", "connection: keep-alive, upgrade")
+            .replace("Sec-WebSocket-Key", "sec-websocket-key");
+        assert!(matches!(parse(&request), Ok(Handshake::Upgrade { .. })));
+        // The token may also come in a second header line.
+        let request = edited(
+            "Connection",
+            "Connection: keep-alive\r\nConnection: Upgrade\r\n",
+        );
+        assert!(matches!(parse(&request), Ok(Handshake::Upgrade { .. })));
+    }
+
+    #[test]
+    fn query_string_is_kept_and_does_not_change_the_path() {
+        let request = RFC_REQUEST.replace("GET /ws ", "GET /ws?name=kim&room=2 ");
+        let Ok(Handshake::Upgrade { query, .. }) = parse(&request) else {
+            panic!("{:?}", parse(&request))
+        };
+        assert_eq!(query.as_deref(), Some("name=kim&room=2"));
+    }
+
+    #[test]
+    fn configured_subprotocol_is_echoed_when_offered() {
+        let upgrade_with = |subprotocol: &str| {
+            let config = HandshakeConfig {
+                subprotocol: Some(subprotocol.to_owned()),
+                ..HandshakeConfig::default()
+            };
+            match parse_request(RFC_REQUEST.as_bytes(), &config) {
+                Ok(Handshake::Upgrade {
+                    response,
+                    subprotocol,
+                    ..
+                }) => (response_text(&response).to_owned(), subprotocol),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (response, subprotocol) = upgrade_with("superchat");
+        assert_eq!(subprotocol.as_deref(), Some("superchat"));
+        assert!(response.contains("\r\nSec-WebSocket-Protocol: superchat\r\n"));
+
+        // Configured but not offered: no header, the client decides.
+        let (response, subprotocol) = upgrade_with("game");
+        assert_eq!(subprotocol, None);
+        assert!(!response.contains("Sec-WebSocket-Protocol"));
+    }
+
+    #[test]
+    fn other_paths_are_plain_requests() {
+        let request = "GET /index.html?say=hi HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            parse(request),
+            Ok(Handshake::Request {
+                consumed: request.len(),
+                request: HttpRequest {
+                    method: HttpMethod::Get,
+                    path: "/index.html".to_owned(),
+                    query: Some("say=hi".to_owned()),
+                }
+            })
+        );
+        let Ok(Handshake::Request { request, .. }) = parse("HEAD / HTTP/1.0\r\n\r\n") else {
+            panic!()
+        };
+        assert_eq!(
+            (request.method, request.path.as_str(), request.query),
+            (HttpMethod::Head, "/", None)
+        );
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_and_drop_the_body() {
+        let get = HttpRequest {
+            method: HttpMethod::Get,
+            path: "/".to_owned(),
+            query: None,
+        };
+        let head = HttpRequest {
+            method: HttpMethod::Head,
+            ..get.clone()
+        };
+        let full = get.response(200, "OK", "text/html", b"<p>hi</p>");
+        let bare = head.response(200, "OK", "text/html", b"<p>hi</p>");
+        assert!(response_text(&full).ends_with("\r\n\r\n<p>hi</p>"));
+        assert!(response_text(&bare).ends_with("Content-Length: 9\r\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn http_response_builder() {
+        let response = http_response(404, "Not Found", "text/plain", b"no");
+        assert_eq!(
+            response_text(&response),
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
+        );
+        let response = http_response(426, "Upgrade Required", "text/plain", b"");
+        assert!(response_text(&response).contains("\r\nSec-WebSocket-Version: 13\r\n"));
+    }
+
+    /// Asserts the error, its status, and that its response carries both and the message.
+    fn assert_refused(request: &str, expected: HandshakeError, status: u16) {
+        let err = parse(request).expect_err(request);
+        assert_eq!(err, expected, "{request}");
+        assert_eq!(err.status(), status, "{err}");
+        let response = err.response();
+        let text = response_text(&response);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+        assert!(text.ends_with(&format!("\r\n\r\n{err}\n")), "{text}");
+    }
+
+    #[test]
+    fn malformed_requests_are_400() {
+        assert_refused(
+            "GET /ws HTTP/1.1\r\nHost x\r\n\r\n",
+            HandshakeError::Malformed("invalid header name"),
+            400,
+        );
+        assert_refused(
+            "GET http://x/ws HTTP/1.1\r\nHost: x\r\n\r\n",
+            HandshakeError::Malformed("request target is not an absolute path"),
+            400,
+        );
+        assert_refused(
+            "GET /ws HTTP/1.1\r\n\r\n",
+            HandshakeError::MissingHeader("Host"),
+            400,
+        );
+    }
+
+    #[test]
+    fn a_tls_hello_is_refused_at_once_not_after_the_limit() {
+        let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        for n in 1..hello.len() {
+            let err = parse_request(&hello[..n], &HandshakeConfig::default()).unwrap_err();
+            assert_eq!(err, HandshakeError::Malformed("invalid method or token"));
+        }
+    }
+
+    #[test]
+    fn oversized_heads_are_431() {
+        let config = HandshakeConfig {
+            max_head_bytes: 600,
+            ..HandshakeConfig::default()
+        };
+        let long = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {}", "a".repeat(700));
+        assert_eq!(
+            parse_request(&long.as_bytes()[..599], &config),
+            Ok(Handshake::Incomplete)
+        );
+        let err = parse_request(&long.as_bytes()[..600], &config).unwrap_err();
+        assert_eq!(err, HandshakeError::TooLarge { limit: 600 });
+        assert_eq!(err.status(), 431);
+        assert_eq!(parse_request(long.as_bytes(), &config), Err(err));
+        // A head that fits exactly is fine.
+        let exact = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", "h".repeat(600 - 26));
+        assert_eq!(exact.len(), 600);
+        assert!(matches!(
+            parse_request(exact.as_bytes(), &config),
+            Ok(Handshake::Request { consumed: 600, .. })
+        ));
+    }
+
+    #[test]
+    fn too_many_headers_are_431() {
+        let extra: String = (0..40).map(|i| format!("X-{i}: v\r\n")).collect();
+        let request = RFC_REQUEST.replace("Origin:", &format!("{extra}Origin:"));
+        assert_refused(&request, HandshakeError::TooManyHeaders { limit: 32 }, 431);
+    }
+
+    #[test]
+    fn wrong_methods_are_405_with_allow() {
+        let post = RFC_REQUEST.replace("GET /ws", "POST /ws");
+        let err = parse(&post).unwrap_err();
+        assert_eq!(err.status(), 405);
+        assert!(response_text(&err.response()).contains("\r\nAllow: GET\r\n"));
+        assert_eq!(err.to_string(), "method \"POST\" not allowed on \"/ws\"");
+        let err = parse("DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), 405);
+        assert!(response_text(&err.response()).contains("\r\nAllow: GET, HEAD\r\n"));
+        let err = parse("HEAD /ws HTTP/1.1\r\nHost: h\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), 405);
+    }
+
+    #[test]
+    fn bad_upgrade_headers_are_400() {
+        let bad =
+            |name: &'static str, value: &str, expected: &'static str| HandshakeError::BadHeader {
+                name,
+                value: Quoted::new(value.as_bytes()),
+                expected,
+            };
+        let twice = RFC_REQUEST.replace(
+            "Origin:",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin:",
+        );
+        let cases = [
+            (
+                edited("Upgrade", ""),
+                HandshakeError::MissingHeader("Upgrade"),
+            ),
+            (
+                edited("Upgrade", "Upgrade: h2c\r\n"),
+                bad("Upgrade", "h2c", "a list holding \"websocket\""),
+            ),
+            (
+                edited("Connection", "Connection: keep-alive\r\n"),
+                bad("Connection", "keep-alive", "a list holding \"upgrade\""),
+            ),
+            (
+                edited("Connection", ""),
+                HandshakeError::MissingHeader("Connection"),
+            ),
+            (
+                edited("Sec-WebSocket-Key", ""),
+                HandshakeError::MissingHeader("Sec-WebSocket-Key"),
+            ),
+            (
+                edited("Sec-WebSocket-Version", ""),
+                HandshakeError::MissingHeader("Sec-WebSocket-Version"),
+            ),
+            (twice, HandshakeError::DuplicateHeader("Sec-WebSocket-Key")),
+            (
+                RFC_REQUEST.replace("HTTP/1.1", "HTTP/1.0"),
+                HandshakeError::HttpVersion,
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_refused(&request, expected, 400);
+        }
+    }
+
+    #[test]
+    fn keys_must_be_base64_of_16_bytes() {
+        for key in [
+            "dGhlIHNhbXBsZSBub25jZQ",       // unpadded
+            "dGhlIHNhbXBsZSBub25jZQ=",      // short padding
+            "dGhlIHNhbXBsZSBub25jZR==",     // non-canonical trailing bits
+            "dGhlIHNhbXBsZSBub25jZQ==dGhl", // too long
+            "dGhlIHNhbXBsZSBub25j****",     // not base64
+            "dGhlIHNhbXBsZSBub25jZSE=",     // 17 bytes
+        ] {
+            let request = edited(
+                "Sec-WebSocket-Key",
+                &format!("Sec-WebSocket-Key: {key}\r\n"),
+            );
+            let err = parse(&request).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    HandshakeError::BadHeader {
+                        name: "Sec-WebSocket-Key",
+                        ..
+                    }
+                ),
+                "{key}: {err}"
+            );
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn other_versions_are_426_naming_13() {
+        let request = edited("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8\r\n");
+        assert_refused(
+            &request,
+            HandshakeError::UnsupportedVersion(Quoted::new(b"8")),
+            426,
+        );
+        let response = parse(&request).unwrap_err().response();
+        let text = response_text(&response);
+        assert!(
+            text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+    }
+
+    #[test]
+    fn bodies_on_get_are_400() {
+        let request = RFC_REQUEST.replace("Origin:", "Content-Length: 5\r\nOrigin:");
+        assert_refused(
+            &request,
+            HandshakeError::BodyNotAllowed("Content-Length"),
+            400,
+        );
+        let request = RFC_REQUEST.replace("Origin:", "Transfer-Encoding: chunked\r\nOrigin:");
+        assert_refused(
+            &request,
+            HandshakeError::BodyNotAllowed("Transfer-Encoding"),
+            400,
+        );
+        let request = "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n";
+        assert_refused(
+            request,
+            HandshakeError::BodyNotAllowed("Content-Length"),
+            400,
+        );
+        let zero = RFC_REQUEST.replace("Origin:", "Content-Length: 0\r\nOrigin:");
+        assert!(matches!(parse(&zero), Ok(Handshake::Upgrade { .. })));
+    }
+
+    #[test]
+    fn peer_bytes_in_messages_are_escaped_and_cut() {
+        // Header values may hold quotes and non-ASCII bytes (control bytes are refused by
+        // the HTTP parser already).
+        let value = format!("\"é\"{}", "v".repeat(100));
+        let request = edited(
+            "Sec-WebSocket-Version",
+            &format!("Sec-WebSocket-Version: {value}\r\n"),
+        );
+        let message = parse(&request).unwrap_err().to_string();
+        assert!(message.contains(r#""\"é\"vvv"#), "{message}");
+        assert!(message.contains('…'), "{message}");
+        assert!(message.len() < 150, "{message}");
+    }
+}
