@@ -1,26 +1,53 @@
-//! The generated Rust checked in under tests/generated/ must equal what the generator
-//! produces now (tests/generated.rs compiles and exercises those files).
+//! The generated code checked in under tests/generated/ must equal what the generator
+//! produces now (tests/generated.rs compiles and exercises the Rust files,
+//! tests/csharp_roundtrip.rs the C# ones).
 
 use std::path::Path;
 
-fn check(name: &str) {
+/// Compares `fresh` with the snapshot `tests/generated/{name}/{file}`; with
+/// `PACKET_GEN_BLESS` set, rewrites the snapshot instead.
+fn compare(name: &str, file: &str, lang: &str, fresh: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pdl = root.join(format!("tests/data/{name}.xml"));
-    let fresh = packet_gen::generate_rust_file(&pdl).unwrap();
-    let snapshot_path = root.join(format!("tests/generated/{name}/packets.rs"));
+    let snapshot_path = root.join(format!("tests/generated/{name}/{file}"));
     let snapshot = std::fs::read_to_string(&snapshot_path).unwrap_or_default();
     if fresh != snapshot {
         if std::env::var_os("PACKET_GEN_BLESS").is_some() {
             std::fs::create_dir_all(snapshot_path.parent().unwrap()).unwrap();
-            std::fs::write(&snapshot_path, &fresh).unwrap();
+            std::fs::write(&snapshot_path, fresh).unwrap();
             return;
         }
         panic!(
-            "tests/generated/{name}/packets.rs is out of date; regenerate with:\n  \
-             cargo run -p packet-gen -- --lang rust --input packet-gen/tests/data/{name}.xml \
+            "tests/generated/{name}/{file} is out of date; regenerate with:\n  \
+             cargo run -p packet-gen -- --lang {lang} --input packet-gen/tests/data/{name}.xml \
              --out packet-gen/tests/generated/{name}\n(or run the tests with PACKET_GEN_BLESS=1)"
         );
     }
+}
+
+fn check(name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pdl = root.join(format!("tests/data/{name}.xml"));
+    let schema = packet_gen::read_schema(&pdl).unwrap();
+    compare(
+        name,
+        "packets.rs",
+        "rust",
+        &packet_gen::generate_rust(&schema),
+    );
+    let cs = packet_gen::generate_csharp(&schema);
+    compare(name, "GenPackets.cs", "csharp", &cs.gen_packets);
+    compare(
+        name,
+        "ClientPacketManager.cs",
+        "csharp",
+        &cs.client_packet_manager,
+    );
+    compare(
+        name,
+        "ServerPacketManager.cs",
+        "csharp",
+        &cs.server_packet_manager,
+    );
 }
 
 #[test]
