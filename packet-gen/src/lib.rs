@@ -1,21 +1,33 @@
 //! `packet-gen` reads the ServerCore course's `PDL.xml` packet schema, unchanged, and
-//! generates byte-compatible code for both ends of the connection:
+//! generates byte-compatible code for every end of the connection:
 //!
 //! * Rust for the server (and Rust test clients): [`generate_rust`], or [`build_rust`] from a
 //!   `build.rs`;
 //! * C# for Unity clients, a drop-in replacement for the course generator's output:
-//!   [`generate_csharp`].
+//!   [`generate_csharp`];
+//! * JavaScript (an ES module plus TypeScript declarations) for browser and WebGL clients:
+//!   [`generate_js`], or [`build_js`] from a `build.rs` to embed it in a server binary.
 //!
 //! The wire format and the PDL format are described in `docs/protocol.md` of the workspace.
 //!
+//! As a library (the usual build-dependency) it needs only an XML reader; the
+//! `packet-gen` command-line tool is behind the `cli` feature:
+//! `cargo run -p packet-gen --features cli -- --lang js --input PDL.xml --out web/`.
+//!
 //! # Layout
 //!
-//! * `schema` — the [`Schema`] model, the PDL parser ([`parse_pdl`]) and its validation,
-//!   reporting [`SchemaError`]s as `file:line:column: message`.
-//! * `naming` — `snake_case`, identifier and keyword checks shared by both generators.
-//! * `rust_gen` — the Rust generator behind [`generate_rust`] and [`build_rust`].
-//! * `csharp_gen` — the C# generator behind [`generate_csharp`] ([`CSharpFiles`]).
-//! * `src/main.rs` — the thin `packet-gen` command-line tool.
+//! The crate reads as schema → model → emitters:
+//!
+//! * `schema` — the PDL parser ([`parse_pdl`]) and its validation, reporting
+//!   [`SchemaError`]s as `file:line:column: message`.
+//! * `model` — the validated [`Schema`] every emitter works from.
+//! * `emit/` — one emitter per language: `rust` (with the fixed text in `rust_runtime`),
+//!   `csharp`, and `js` (whose fixed runtime is JavaScript in `emit/js_runtime/`).
+//! * `naming` — `snake_case`, identifier and keyword checks shared by the schema and the
+//!   emitters.
+//! * `files` — reading a PDL file and writing generated files ([`read_schema`],
+//!   [`write_generated`], [`build_rust`], [`build_js`]); `error` — their [`Error`].
+//! * `main.rs` — the thin command-line tool (feature `cli`).
 //!
 //! # Generated Rust
 //!
@@ -31,6 +43,21 @@
 //! element structs upper-case the first letter (`player` → `Player`). A snake_case name
 //! that is a Rust keyword is written as a raw identifier (`type` → `r#type`); names that
 //! cannot be raw identifiers (`self`, `super`, `crate`, `Self`) are rejected.
+//!
+//! # Generated JavaScript
+//!
+//! `packets.js` is a dependency-free ES module (ES2022: browsers, WebGL builds' pages,
+//! node 16+); `packets.d.ts` types it for TypeScript. Per packet a class with the PDL's
+//! field names (a list field is the name plus `s`, holding plain element objects), static
+//! `ID`, `NAME` and `decode(frame)`, and `encode()` returning the whole frame as a
+//! `Uint8Array`. Besides: `PacketId` (name → id), `decodePacket(frame)`, `splitFrames`
+//! and `FrameReader` (cutting a byte stream or WebSocket messages into frames, bounded by
+//! a maximum frame size), `PacketDispatcher` (`on(PacketId.S_Chat, handler)`) and
+//! `PacketError`, the only error decoding throws (with a `code` such as `"Truncated"`).
+//!
+//! `long` and `ulong` are `BigInt`; every other number is a `Number`, range-checked when
+//! encoding. Strings are JavaScript strings: encoding replaces an unpaired surrogate with
+//! U+FFFD (as the generated C# does), decoding rejects one (as the Rust decoder does).
 //!
 //! # Examples
 //!
@@ -51,183 +78,31 @@
 //!     include!(concat!(env!("OUT_DIR"), "/packets.rs"));
 //! }
 //! ```
+//!
+//! Generating in memory:
+//!
+//! ```
+//! let schema = packet_gen::parse_pdl(
+//!     r#"<PDL><packet name="S_Chat"><int name="playerId"/><string name="chat"/></packet></PDL>"#,
+//!     "PDL.xml",
+//! )?;
+//! let js = packet_gen::generate_js(&schema);
+//! assert!(js.module.contains("export class S_Chat {"));
+//! assert!(js.declarations.contains("playerId: number;"));
+//! # Ok::<(), packet_gen::SchemaError>(())
+//! ```
 
-mod csharp_gen;
+#![warn(missing_docs)]
+
+mod emit;
+mod error;
+mod files;
+mod model;
 mod naming;
-mod rust_gen;
 mod schema;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-pub use csharp_gen::CSharpFiles;
-pub use schema::{Field, FieldKind, Packet, Scalar, Schema, SchemaError, StringEncoding};
-
-/// Parses and validates a PDL document.
-///
-/// `file_name` is used in error messages and in the header comment of generated files;
-/// pass the file name without directories to keep generated output reproducible.
-///
-/// # Examples
-///
-/// ```
-/// let schema = packet_gen::parse_pdl(
-///     r#"<PDL><packet name="C_Chat"><string name="chat"/></packet></PDL>"#,
-///     "PDL.xml",
-/// )
-/// .unwrap();
-/// assert_eq!(schema.packets[0].name, "C_Chat");
-/// assert_eq!(schema.packets[0].id, 1);
-/// ```
-///
-/// # Errors
-///
-/// A [`SchemaError`] carrying `file:line:column` for malformed XML, an unknown element or
-/// attribute, a field without `name`, a duplicate packet or field name, a name that is not a
-/// valid Rust/C# identifier (or would clash in the generated code), an `encoding` other than
-/// `utf8`, or more than 65,535 packets.
-pub fn parse_pdl(source: &str, file_name: &str) -> Result<Schema, SchemaError> {
-    schema::parse(source, file_name)
-}
-
-/// Generates the Rust module source for `schema` (the content of `packets.rs`).
-///
-/// The output is deterministic and depends only on `schema`.
-///
-/// # Examples
-///
-/// ```
-/// let schema = packet_gen::parse_pdl(
-///     r#"<PDL><packet name="C_Chat"><string name="chat"/></packet></PDL>"#,
-///     "PDL.xml",
-/// )
-/// .unwrap();
-/// let code = packet_gen::generate_rust(&schema);
-/// assert!(code.starts_with("// Generated by packet-gen from PDL.xml."));
-/// assert!(code.contains("pub struct C_Chat {"));
-/// ```
-pub fn generate_rust(schema: &Schema) -> String {
-    rust_gen::generate(schema)
-}
-
-/// Generates `GenPackets.cs`, `ClientPacketManager.cs` and `ServerPacketManager.cs`.
-///
-/// # Examples
-///
-/// ```
-/// let schema = packet_gen::parse_pdl(
-///     r#"<PDL><packet name="S_Chat"><string name="chat"/></packet></PDL>"#,
-///     "PDL.xml",
-/// )
-/// .unwrap();
-/// let files = packet_gen::generate_csharp(&schema);
-/// assert!(files.gen_packets.contains("public class S_Chat : IPacket"));
-/// assert!(files.client_packet_manager.contains("PacketHandler.S_ChatHandler"));
-/// assert!(!files.server_packet_manager.contains("PacketHandler.S_ChatHandler"));
-/// ```
-pub fn generate_csharp(schema: &Schema) -> CSharpFiles {
-    csharp_gen::generate(schema)
-}
-
-/// Error of [`build_rust`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// Reading the PDL or writing the output failed.
-    Io {
-        /// File that could not be read or written.
-        path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
-    },
-    /// The PDL is invalid.
-    Schema(SchemaError),
-    /// `OUT_DIR` is not set (not running inside a build script).
-    MissingOutDir,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Schema(e) => e.fmt(f),
-            Error::MissingOutDir => {
-                f.write_str("OUT_DIR is not set; call build_rust from build.rs")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Schema(e) => Some(e),
-            Error::MissingOutDir => None,
-        }
-    }
-}
-
-impl From<SchemaError> for Error {
-    fn from(e: SchemaError) -> Self {
-        Error::Schema(e)
-    }
-}
-
-/// For `build.rs`: reads the PDL at `pdl_path`, prints `cargo:rerun-if-changed=<path>` and
-/// writes the generated Rust to `$OUT_DIR/packets.rs`.
-///
-/// Include it with `mod packets { include!(concat!(env!("OUT_DIR"), "/packets.rs")); }`.
-/// The file is only rewritten when its content changes.
-///
-/// # Examples
-///
-/// ```no_run
-/// // in build.rs's main:
-/// packet_gen::build_rust("PDL.xml").unwrap_or_else(|e| panic!("{e}"));
-/// ```
-///
-/// # Errors
-///
-/// [`Error::Io`] if the PDL cannot be read or the output written, [`Error::Schema`] if the
-/// PDL is invalid, [`Error::MissingOutDir`] outside a build script.
-pub fn build_rust(pdl_path: impl AsRef<Path>) -> Result<(), Error> {
-    let path = pdl_path.as_ref();
-    println!("cargo:rerun-if-changed={}", path.display());
-    let out_dir = std::env::var_os("OUT_DIR").ok_or(Error::MissingOutDir)?;
-    let code = generate_rust_file(path)?;
-    let out = Path::new(&out_dir).join("packets.rs");
-    write_if_changed(&out, &code)
-}
-
-/// Reads and parses `path` and generates the Rust source (shared by the CLI).
-#[doc(hidden)]
-pub fn generate_rust_file(path: &Path) -> Result<String, Error> {
-    Ok(generate_rust(&read_schema(path)?))
-}
-
-/// Reads and parses the PDL at `path`, naming it by its file name only.
-#[doc(hidden)]
-pub fn read_schema(path: &Path) -> Result<Schema, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    Ok(parse_pdl(&source, &name)?)
-}
-
-/// Writes `content` to `path` unless it already holds exactly that.
-#[doc(hidden)]
-pub fn write_if_changed(path: &Path, content: &str) -> Result<(), Error> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == content) {
-        return Ok(());
-    }
-    std::fs::write(path, content).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
+pub use emit::{generate_csharp, generate_js, generate_rust, CSharpFiles, JsFiles};
+pub use error::Error;
+pub use files::{build_js, build_rust, read_schema, write_generated, Lang};
+pub use model::{Field, FieldKind, Packet, Scalar, Schema, StringEncoding};
+pub use schema::{parse_pdl, SchemaError};

@@ -1,22 +1,25 @@
-//! `packet-gen`: generate Rust or C# packet code from a PDL.xml schema.
+//! `packet-gen`: generate Rust, C# or JavaScript packet code from a PDL.xml schema.
+//! Built with `--features cli`; the library does the work.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 
-/// Generate packet code from a ServerCore PDL.xml schema.
+/// Generate Rust, C# or JavaScript packet code from a ServerCore PDL.xml schema.
 #[derive(Debug, Parser)]
-#[command(name = "packet-gen", version, about)]
+#[command(name = "packet-gen", version)]
 struct Args {
     /// Language to generate: `rust` writes OUT/packets.rs; `csharp` writes OUT/GenPackets.cs,
-    /// OUT/ClientPacketManager.cs and OUT/ServerPacketManager.cs.
+    /// OUT/ClientPacketManager.cs and OUT/ServerPacketManager.cs; `js` writes OUT/packets.js
+    /// (an ES module) and OUT/packets.d.ts (its TypeScript declarations).
     #[arg(long, value_enum)]
     lang: Lang,
     /// PDL.xml schema to read.
     #[arg(long, value_name = "PDL.xml")]
     input: PathBuf,
-    /// Directory to write the generated files into (created if missing).
+    /// Directory to write the generated files into (created if missing). Files whose
+    /// content is unchanged are not rewritten.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
@@ -27,30 +30,23 @@ enum Lang {
     Rust,
     /// C# for Unity clients, drop-in for the course generator's output.
     Csharp,
+    /// ES module + .d.ts for browser and WebGL clients (64-bit integers are BigInt).
+    Js,
+}
+
+impl From<Lang> for packet_gen::Lang {
+    fn from(lang: Lang) -> Self {
+        match lang {
+            Lang::Rust => packet_gen::Lang::Rust,
+            Lang::Csharp => packet_gen::Lang::CSharp,
+            Lang::Js => packet_gen::Lang::Js,
+        }
+    }
 }
 
 fn run(args: &Args) -> Result<(), packet_gen::Error> {
     let schema = packet_gen::read_schema(&args.input)?;
-    std::fs::create_dir_all(&args.out).map_err(|source| packet_gen::Error::Io {
-        path: args.out.clone(),
-        source,
-    })?;
-    match args.lang {
-        Lang::Rust => {
-            let code = packet_gen::generate_rust(&schema);
-            packet_gen::write_if_changed(&args.out.join("packets.rs"), &code)?;
-        }
-        Lang::Csharp => {
-            let files = packet_gen::generate_csharp(&schema);
-            for (name, content) in [
-                ("GenPackets.cs", &files.gen_packets),
-                ("ClientPacketManager.cs", &files.client_packet_manager),
-                ("ServerPacketManager.cs", &files.server_packet_manager),
-            ] {
-                packet_gen::write_if_changed(&args.out.join(name), content)?;
-            }
-        }
-    }
+    packet_gen::write_generated(&schema, args.lang.into(), &args.out)?;
     Ok(())
 }
 

@@ -1,179 +1,17 @@
-//! The schema model, the PDL.xml parser and its validation.
+//! PDL.xml -> [`Schema`]: parsing and validation, with `file:line:column` errors.
 
 use std::collections::HashMap;
-use std::fmt;
 
+use crate::model::{Field, FieldKind, Packet, Scalar, Schema, StringEncoding};
 use crate::naming::{
     is_ascii_identifier, is_csharp_keyword, is_rust_unusable, snake_case, upper_first,
 };
 
-/// A validated PDL schema: every packet, in file order, with its id.
-///
-/// Built only by [`parse_pdl`](crate::parse_pdl), so every `Schema` has passed
-/// validation (unique names, valid identifiers, at most 65,535 packets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Schema {
-    /// File name (no directories) the schema was read from, quoted in generated headers.
-    pub file_name: String,
-    /// How `string` fields are encoded on the wire.
-    pub encoding: StringEncoding,
-    /// Packets in file order; `packets[i].id == i + 1`.
-    pub packets: Vec<Packet>,
-}
-
-/// Wire encoding of `string` fields, chosen by the root `encoding` attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StringEncoding {
-    /// UTF-16 little-endian (the course's `Encoding.Unicode`); the default.
-    #[default]
-    Utf16Le,
-    /// UTF-8, selected by `<PDL encoding="utf8">`.
-    Utf8,
-}
-
-/// One `<packet>` of the schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Packet {
-    /// Name exactly as written in the PDL (`C_Chat`).
-    pub name: String,
-    /// Wire id: 1 for the first packet of the file, 2 for the second, ...
-    pub id: u16,
-    /// Fields in file (= wire) order.
-    pub fields: Vec<Field>,
-}
-
-/// One field of a packet or of a list element.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Field {
-    /// Name exactly as written in the PDL (`playerId`).
-    pub name: String,
-    /// Type of the field.
-    pub kind: FieldKind,
-}
-
-/// Type of a [`Field`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FieldKind {
-    /// A fixed-size number or `bool`.
-    Scalar(Scalar),
-    /// `[u16 byte length][bytes]` in the schema's [`StringEncoding`].
-    String,
-    /// `[u16 count]` followed by `count` elements, each made of these fields.
-    List(Vec<Field>),
-}
-
-/// Fixed-size PDL types. All little-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Scalar {
-    /// `bool`: 1 byte, non-zero is true.
-    Bool,
-    /// `byte`: u8.
-    Byte,
-    /// `sbyte`: i8.
-    SByte,
-    /// `short`: i16.
-    Short,
-    /// `ushort`: u16.
-    UShort,
-    /// `int`: i32.
-    Int,
-    /// `uint`: u32.
-    UInt,
-    /// `long`: i64.
-    Long,
-    /// `ulong`: u64.
-    ULong,
-    /// `float`: IEEE-754 f32.
-    Float,
-    /// `double`: IEEE-754 f64.
-    Double,
-}
-
-impl Scalar {
-    /// Size in bytes on the wire.
-    pub fn size(self) -> usize {
-        match self {
-            Scalar::Bool | Scalar::Byte | Scalar::SByte => 1,
-            Scalar::Short | Scalar::UShort => 2,
-            Scalar::Int | Scalar::UInt | Scalar::Float => 4,
-            Scalar::Long | Scalar::ULong | Scalar::Double => 8,
-        }
-    }
-
-    /// The PDL element name (`int`), which is also the C# type keyword.
-    pub fn pdl_name(self) -> &'static str {
-        match self {
-            Scalar::Bool => "bool",
-            Scalar::Byte => "byte",
-            Scalar::SByte => "sbyte",
-            Scalar::Short => "short",
-            Scalar::UShort => "ushort",
-            Scalar::Int => "int",
-            Scalar::UInt => "uint",
-            Scalar::Long => "long",
-            Scalar::ULong => "ulong",
-            Scalar::Float => "float",
-            Scalar::Double => "double",
-        }
-    }
-
-    fn from_pdl_name(name: &str) -> Option<Scalar> {
-        Some(match name {
-            "bool" => Scalar::Bool,
-            "byte" => Scalar::Byte,
-            "sbyte" => Scalar::SByte,
-            "short" => Scalar::Short,
-            "ushort" => Scalar::UShort,
-            "int" => Scalar::Int,
-            "uint" => Scalar::UInt,
-            "long" => Scalar::Long,
-            "ulong" => Scalar::ULong,
-            "float" => Scalar::Float,
-            "double" => Scalar::Double,
-            _ => return None,
-        })
-    }
-}
-
-impl Field {
-    /// Smallest number of bytes this field can take on the wire
-    /// (a scalar's size; 2 for a string or a list, whose length prefix is always present).
-    pub fn min_size(&self) -> usize {
-        match &self.kind {
-            FieldKind::Scalar(s) => s.size(),
-            FieldKind::String | FieldKind::List(_) => 2,
-        }
-    }
-
-    /// Exact wire size if it does not depend on the value (no string or list).
-    pub fn fixed_size(&self) -> Option<usize> {
-        match &self.kind {
-            FieldKind::Scalar(s) => Some(s.size()),
-            FieldKind::String | FieldKind::List(_) => None,
-        }
-    }
-}
-
-/// Exact wire size of a sequence of fields if none is a string or a list.
-pub(crate) fn fixed_size(fields: &[Field]) -> Option<usize> {
-    fields.iter().map(Field::fixed_size).sum()
-}
-
-/// Smallest wire size of a sequence of fields.
-pub(crate) fn min_size(fields: &[Field]) -> usize {
-    fields.iter().map(Field::min_size).sum()
-}
-
 /// A PDL file that cannot be turned into code, with the position of the offending node.
 ///
 /// `Display` prints `file:line:column: message` (line and column 1-based).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
 pub struct SchemaError {
     file: String,
     line: u32,
@@ -212,20 +50,8 @@ impl SchemaError {
     }
 }
 
-impl fmt::Display for SchemaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
-
-impl std::error::Error for SchemaError {}
-
-/// Names a packet may not take because the generated Rust or C# already uses them
-/// at the top level.
+/// Names a packet may not take because the generated Rust, C# or JavaScript already uses
+/// them at the top level.
 const RESERVED_PACKET_NAMES: &[&str] = &[
     // Rust
     "Packet",
@@ -266,7 +92,35 @@ const RESERVED_PACKET_NAMES: &[&str] = &[
     "Math",
     "Exception",
     "InvalidDataException",
+    // JavaScript: the module's exports and the globals it uses (a class of that name
+    // would shadow them inside the module)
+    "PacketId",
+    "PacketError",
+    "PacketErrorCode",
+    "PacketDispatcher",
+    "FrameReader",
+    "BytesLike",
+    "MAX_FRAME_SIZE",
+    "Array",
+    "ArrayBuffer",
+    "ArrayBufferView",
+    "BigInt",
+    "DataView",
+    "Error",
+    "JSON",
+    "Map",
+    "Number",
+    "Object",
+    "RangeError",
+    "TextDecoder",
+    "TextEncoder",
+    "TypeError",
+    "Uint8Array",
 ];
+
+/// Property names the generated JavaScript packet classes already have: a field of that
+/// name would hide the method (or, in TypeScript, is not allowed at all).
+const JS_PACKET_MEMBERS: &[&str] = &["encode", "constructor"];
 
 const MAX_PACKETS: usize = 65_535;
 
@@ -470,7 +324,7 @@ impl<'a, 'input> Parser<'a, 'input> {
             by_snake.insert(snake, (name.clone(), node));
             let mut reserved = csharp_reserved_members(&["Protocol", "Read", "Write"]);
             reserved.push(name.clone());
-            let fields = self.parse_fields(node, &reserved)?;
+            let fields = self.parse_fields(node, &reserved, JS_PACKET_MEMBERS)?;
             let id = u16::try_from(packets.len() + 1).expect("checked against MAX_PACKETS");
             packets.push(Packet { name, id, fields });
         }
@@ -482,11 +336,13 @@ impl<'a, 'input> Parser<'a, 'input> {
     }
 
     /// Fields of a packet or list element. `csharp_reserved` are the member names the
-    /// enclosing C# class already has (its methods and its own name).
+    /// enclosing C# class already has (its methods and its own name), `js_reserved` the
+    /// property names the enclosing JavaScript object already has.
     fn parse_fields(
         &self,
         parent: roxmltree::Node<'_, '_>,
         csharp_reserved: &[String],
+        js_reserved: &[&str],
     ) -> Result<Vec<Field>, SchemaError> {
         let mut fields = Vec::new();
         let mut pdl_names: HashMap<String, roxmltree::Node<'_, '_>> = HashMap::new();
@@ -520,7 +376,8 @@ impl<'a, 'input> Parser<'a, 'input> {
             }
             pdl_names.insert(name.clone(), node);
 
-            // Names this field takes in Rust and in C#.
+            // Names this field takes in Rust and in C# (the first C# member is also the
+            // JavaScript property).
             let (rust_name, cs_members) = if tag == "list" {
                 if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
                     return Err(self.err(
@@ -553,6 +410,16 @@ impl<'a, 'input> Parser<'a, 'input> {
                 ));
             }
             rust_names.insert(rust_name, (name.clone(), node));
+            if js_reserved.contains(&cs_members[0].as_str()) {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "field '{name}' would declare the JavaScript property '{}', which \
+                         the generated packet class already has",
+                        cs_members[0]
+                    ),
+                ));
+            }
             for member in cs_members {
                 if csharp_reserved.contains(&member) {
                     return Err(self.err(
@@ -590,7 +457,7 @@ impl<'a, 'input> Parser<'a, 'input> {
                 let class = upper_first(&name);
                 let mut reserved = csharp_reserved_members(&["Read", "Write"]);
                 reserved.push(class);
-                FieldKind::List(self.parse_fields(node, &reserved)?)
+                FieldKind::List(self.parse_fields(node, &reserved, &[])?)
             };
             fields.push(Field { name, kind });
         }
@@ -598,8 +465,30 @@ impl<'a, 'input> Parser<'a, 'input> {
     }
 }
 
-/// See [`crate::parse_pdl`].
-pub(crate) fn parse(source: &str, file_name: &str) -> Result<Schema, SchemaError> {
+/// Parses and validates a PDL document.
+///
+/// `file_name` is used in error messages and in the header comment of generated files;
+/// pass the file name without directories to keep generated output reproducible.
+///
+/// # Examples
+///
+/// ```
+/// let schema = packet_gen::parse_pdl(
+///     r#"<PDL><packet name="C_Chat"><string name="chat"/></packet></PDL>"#,
+///     "PDL.xml",
+/// )
+/// .unwrap();
+/// assert_eq!(schema.packets[0].name, "C_Chat");
+/// assert_eq!(schema.packets[0].id, 1);
+/// ```
+///
+/// # Errors
+///
+/// A [`SchemaError`] carrying `file:line:column` for malformed XML, an unknown element or
+/// attribute, a field without `name`, a duplicate packet or field name, a name that is not a
+/// valid Rust/C#/JavaScript identifier (or would clash in the generated code), an `encoding`
+/// other than `utf8`, or more than 65,535 packets.
+pub fn parse_pdl(source: &str, file_name: &str) -> Result<Schema, SchemaError> {
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..roxmltree::ParsingOptions::default()

@@ -1,16 +1,20 @@
 //! Cross-language check: the generated C# (compiled with mono's `mcs` against a minimal
 //! stand-in for the course's ServerCore) and the generated Rust agree byte for byte.
 //!
-//! Skipped (passes, with a note on stderr) when `mcs` or `mono` is not installed.
+//! Without `mcs` or `mono` the test fails under `CI=true` and is skipped (with a note on
+//! stderr) elsewhere.
 #![deny(warnings)]
 
 mod all_types {
     include!("generated/all_types/packets.rs");
 }
+mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use util::{hex, require_tool, run, temp_dir, unhex};
 
 use all_types::s_inventory::{item::Attribute, Item, Marker};
 use all_types::{C_AllTypes, C_Empty, Packet, S_Inventory, S_Type};
@@ -157,59 +161,6 @@ static class Program
 }
 "#;
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-}
-
-/// Runs `cmd` with a deadline; returns (success, stdout, stderr).
-fn run(mut cmd: Command, limit: Duration) -> (bool, String, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} timed out after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).unwrap())
-        .collect()
-}
-
-fn temp_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir =
-        std::env::temp_dir().join(format!("packet-gen-csharp-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn compile(dir: &Path, out: &str, sources: &[&str]) {
     let mut cmd = Command::new("mcs");
     cmd.current_dir(dir)
@@ -301,14 +252,14 @@ fn bad_frames() -> Vec<Vec<u8>> {
 
 #[test]
 fn csharp_and_rust_agree_on_bytes() {
-    if !on_path("mcs") || !on_path("mono") {
-        eprintln!("skipped: mcs not installed");
+    let test = "csharp_and_rust_agree_on_bytes";
+    if !require_tool("mcs", test) || !require_tool("mono", test) {
         return;
     }
     let schema = packet_gen::parse_pdl(include_str!("data/all_types.xml"), "all_types.xml")
         .expect("test schema");
     let cs = packet_gen::generate_csharp(&schema);
-    let dir = temp_dir();
+    let dir = temp_dir("packet-gen-csharp");
     for (name, content) in [
         ("GenPackets.cs", cs.gen_packets.as_str()),
         ("ServerPacketManager.cs", cs.server_packet_manager.as_str()),

@@ -133,6 +133,27 @@ fn invalid_identifiers() {
         "upper-case letter",
     );
     err_at("<PDL>\n<packet name=\"Packet\"/></PDL>", 2, 1, "reserved");
+    // Names the generated JavaScript module exports or relies on.
+    err_at("<PDL>\n<packet name=\"PacketId\"/></PDL>", 2, 1, "reserved");
+    err_at("<PDL>\n<packet name=\"Map\"/></PDL>", 2, 1, "reserved");
+    err_at(
+        "<PDL><packet name=\"C_A\">\n<int name=\"encode\"/></packet></PDL>",
+        2,
+        1,
+        "JavaScript property 'encode'",
+    );
+    err_at(
+        "<PDL><packet name=\"C_A\">\n<string name=\"constructor\"/></packet></PDL>",
+        2,
+        1,
+        "JavaScript property 'constructor'",
+    );
+    // A list element is a plain object: `encode` is an ordinary property there.
+    assert!(parse_pdl(
+        r#"<PDL><packet name="C_A"><list name="x"><int name="encode"/></list></packet></PDL>"#,
+        "PDL.xml"
+    )
+    .is_ok());
     err_at(
         "<PDL><packet name=\"C_A\">\n<int name=\"self\"/></packet></PDL>",
         2,

@@ -1,6 +1,6 @@
 //! The generated code checked in under tests/generated/ must equal what the generator
 //! produces now (tests/generated.rs compiles and exercises the Rust files,
-//! tests/csharp_roundtrip.rs the C# ones).
+//! tests/csharp_roundtrip.rs the C# ones, tests/js_roundtrip.rs the JavaScript ones).
 
 use std::path::Path;
 
@@ -18,7 +18,7 @@ fn compare(name: &str, file: &str, lang: &str, fresh: &str) {
         }
         panic!(
             "tests/generated/{name}/{file} is out of date; regenerate with:\n  \
-             cargo run -p packet-gen -- --lang {lang} --input packet-gen/tests/data/{name}.xml \
+             cargo run -p packet-gen --features cli -- --lang {lang} --input packet-gen/tests/data/{name}.xml \
              --out packet-gen/tests/generated/{name}\n(or run the tests with PACKET_GEN_BLESS=1)"
         );
     }
@@ -48,6 +48,9 @@ fn check(name: &str) {
         "csharp",
         &cs.server_packet_manager,
     );
+    let js = packet_gen::generate_js(&schema);
+    compare(name, "packets.js", "js", &js.module);
+    compare(name, "packets.d.ts", "js", &js.declarations);
 }
 
 #[test]
@@ -69,8 +72,8 @@ fn utf8_snapshot_is_current() {
 fn generation_is_reproducible_and_uses_the_file_name_only() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pdl = root.join("tests/data/game.xml");
-    let a = packet_gen::generate_rust_file(&pdl).unwrap();
-    let b = packet_gen::generate_rust_file(&pdl).unwrap();
+    let a = packet_gen::generate_rust(&packet_gen::read_schema(&pdl).unwrap());
+    let b = packet_gen::generate_rust(&packet_gen::read_schema(&pdl).unwrap());
     assert_eq!(a, b);
     let first = a.lines().next().unwrap();
     assert_eq!(
