@@ -20,7 +20,9 @@ for crate in "${crates[@]}"; do
   echo "-- cargo package -p $crate ($version)"
   # --allow-dirty: this checks the package, it publishes nothing.
   cargo package -p "$crate" --allow-dirty --locked
-  tar -xzf "target/package/$crate-$version.crate" -C "$unpacked"
+  # -m: fresh mtimes. The packed files carry fixed ones, so cargo would otherwise take
+  # the test binaries of an earlier run (another unpack dir, older sources) as up to date.
+  tar -xzmf "target/package/$crate-$version.crate" -C "$unpacked"
   # The workspace lockfile pins the same dependency versions the workspace tests with.
   cp Cargo.lock "$unpacked/$crate-$version/"
   echo "-- tests of the unpacked $crate package"

@@ -18,7 +18,6 @@ mod utf8 {
 }
 mod util;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,8 +26,11 @@ use all_types::s_type::Loop;
 use all_types::{C_AllTypes, C_Empty, S_Inventory, S_Type};
 use util::{hex, require_tool, run, temp_dir, unhex};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/roundtrip.mjs");
-const GENERATED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/generated");
+/// The node side, and the generated modules it loads (the checked-in snapshots), written
+/// to a temporary directory as `.mjs` so any node takes them as ES modules.
+const SCRIPT: &str = include_str!("js/roundtrip.mjs");
+const ALL_TYPES_JS: &str = include_str!("generated/all_types/packets.js");
+const UTF8_JS: &str = include_str!("generated/utf8/packets.js");
 
 /// Field-less list elements inside a list: the case where a frame's length alone does
 /// not bound how many elements it can claim.
@@ -312,17 +314,16 @@ fn javascript_and_rust_agree_on_bytes() {
         return;
     }
     let dir = temp_dir("packet-gen-js");
-    // Copied to `.mjs` so any node takes them as ES modules, package.json or not.
-    for name in ["all_types", "utf8"] {
-        let snapshot = Path::new(GENERATED).join(name).join("packets.js");
-        std::fs::copy(snapshot, dir.join(format!("{name}.mjs"))).unwrap();
-    }
     let nested = packet_gen::parse_pdl(NESTED_PDL, "nested.xml").unwrap();
-    std::fs::write(
-        dir.join("nested.mjs"),
-        packet_gen::generate_js(&nested).module,
-    )
-    .unwrap();
+    let nested_js = packet_gen::generate_js(&nested).module;
+    for (name, content) in [
+        ("roundtrip.mjs", SCRIPT),
+        ("all_types.mjs", ALL_TYPES_JS),
+        ("utf8.mjs", UTF8_JS),
+        ("nested.mjs", nested_js.as_str()),
+    ] {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
 
     let good = good_frames();
     let bad = malformed_frames();
@@ -340,7 +341,7 @@ fn javascript_and_rust_agree_on_bytes() {
     std::fs::write(dir.join("frames.txt"), lines.join("\n")).unwrap();
 
     let mut cmd = Command::new("node");
-    cmd.arg(SCRIPT)
+    cmd.arg(dir.join("roundtrip.mjs"))
         .arg(dir.join("all_types.mjs"))
         .arg(dir.join("utf8.mjs"))
         .arg(dir.join("nested.mjs"))
