@@ -250,8 +250,15 @@ impl GameRoom {
             self.pending.push(frame);
             if !self.flush_armed {
                 if let Some(me) = self.me.as_ref().and_then(WeakJobQueue::upgrade) {
-                    me.push_after(tick, GameRoom::flush);
-                    self.flush_armed = true;
+                    match me.push_after(tick, GameRoom::flush) {
+                        Ok(()) => self.flush_armed = true,
+                        Err(e) => {
+                            // No thread can hold the timer (shutting down): send now
+                            // rather than strand the broadcast.
+                            debug!("room {}: flush timer refused ({e}); flushing now", self.id);
+                            self.flush();
+                        }
+                    }
                 }
             }
         } else {

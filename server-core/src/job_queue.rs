@@ -12,36 +12,51 @@
 //! * the thread whose push finds the queue idle runs it, as in the course, but only for a
 //!   time budget; the rest is handed to an I/O thread's task list (the C++ course's global
 //!   queue), so one busy room cannot stall the thread that happened to push to it.
-//! * a job that panics is caught and logged; the queue keeps serving.
+//! * a job that panics is caught and logged (through the same guard as every other piece of
+//!   user code); the state keeps what the job changed before panicking, and the queue keeps
+//!   serving.
+//! * every job's lag (push to start) goes into the service's
+//!   [`ServiceStats::job_lag`](crate::ServiceStats::job_lag) histogram.
 
-use crate::event_loop::Task;
+use crate::errors::SpawnError;
+use crate::guard;
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
+use crate::runtime::Task;
 use crate::service::ServiceHandle;
 use log::error;
-use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 type Job<T> = Box<dyn FnOnce(&mut T) + Send>;
 
-/// Where a queue sends its remaining work when its budget runs out, and its timers.
+/// Where a queue sends its remaining work when its budget runs out, its timers, and what
+/// it reports about its jobs.
 pub(crate) trait Executor: Send + Sync {
-    fn execute(&self, task: Task) -> Result<(), Task>;
-    fn execute_after(&self, delay: Duration, task: Task) -> Result<(), Task>;
+    /// Runs `task` on some thread soon. On `Err` the task was not accepted (the caller
+    /// carries on itself).
+    fn execute(&self, task: Task) -> Result<(), SpawnError>;
+    fn execute_after(&self, delay: Duration, task: Task) -> Result<(), SpawnError>;
+    /// A job started `lag` after it was pushed; `panicked` once it has run.
+    fn record_job(&self, lag: Duration, panicked: bool) {
+        let _ = (lag, panicked);
+    }
 }
 
 impl Executor for ServiceHandle {
-    fn execute(&self, task: Task) -> Result<(), Task> {
+    fn execute(&self, task: Task) -> Result<(), SpawnError> {
         ServiceHandle::execute(self, task)
     }
 
-    fn execute_after(&self, delay: Duration, task: Task) -> Result<(), Task> {
+    fn execute_after(&self, delay: Duration, task: Task) -> Result<(), SpawnError> {
         ServiceHandle::execute_after(self, delay, task)
+    }
+
+    fn record_job(&self, lag: Duration, panicked: bool) {
+        self.inner.jobs.record(lag, panicked);
     }
 }
 
@@ -72,7 +87,8 @@ pub struct JobQueue<T> {
 }
 
 pub(crate) struct Inner<T> {
-    jobs: Mutex<VecDeque<Job<T>>>,
+    /// Jobs with the time they were pushed (for the lag histogram).
+    jobs: Mutex<VecDeque<(Instant, Job<T>)>>,
     /// Jobs pushed and not yet finished. The push that moves it from 0 to 1 makes its thread
     /// the runner; the runner stops when its decrement brings it back to 0.
     pending: AtomicUsize,
@@ -119,7 +135,7 @@ impl<T: Send + 'static> JobQueue<T> {
     }
 
     pub(crate) fn push_boxed(&self, job: Job<T>) {
-        lock(&self.inner.jobs).push_back(job);
+        lock(&self.inner.jobs).push_back((Instant::now(), job));
         // The job is in the list before it is counted, so whoever sees the count sees the job.
         if self.inner.pending.fetch_add(1, Ordering::AcqRel) == 0 {
             Inner::run(&self.inner);
@@ -193,23 +209,26 @@ impl<T: Send + 'static> Inner<T> {
     fn run(this: &Arc<Self>) {
         let mut started = Instant::now();
         loop {
-            let Some(job) = lock(&this.jobs).pop_front() else {
+            let Some((pushed, job)) = lock(&this.jobs).pop_front() else {
                 // Unreachable while the invariant holds (a counted job is always listed);
                 // stopping here is the safe failure mode.
                 error!("JobQueue invariant broken: pending count without a job");
                 return;
             };
-            this.state.with_mut(|state| {
+            let lag = pushed.elapsed();
+            let outcome = this.state.with_mut(|state| {
                 // SAFETY: we are the runner (see `unsafe impl Sync`); no other reference to
                 // the state exists while this job runs.
                 let state = unsafe { &mut *state };
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job(state))) {
-                    error!("a job panicked: {}", panic_message(&*panic));
-                }
+                guard::catch(|| job(state))
             });
+            if let Err(message) = &outcome {
+                error!("a job panicked: {message}");
+            }
+            this.executor.record_job(lag, outcome.is_err());
             // Before the queue can pass to another thread, what this job sent must be
             // where that thread's sends will queue up behind it.
-            crate::event_loop::publish_staged();
+            crate::runtime::publish_staged();
             if this.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 return;
             }
@@ -220,7 +239,8 @@ impl<T: Send + 'static> Inner<T> {
                     .execute(Box::new(move || Inner::run(&next_runner)))
                 {
                     Ok(()) => return,
-                    // No thread left to take it (service stopped): keep going here.
+                    // No thread left to take it (service stopped): keep going here, so
+                    // nothing pushed is ever stranded.
                     Err(_) => started = Instant::now(),
                 }
             }
@@ -250,14 +270,6 @@ fn lock<J>(jobs: &Mutex<J>) -> crate::loom::sync::MutexGuard<'_, J> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(non-string panic payload)")
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -266,11 +278,11 @@ mod tests {
     /// Runs hand-offs on a plain thread, like an I/O thread would.
     struct ThreadExecutor;
     impl Executor for ThreadExecutor {
-        fn execute(&self, task: Task) -> Result<(), Task> {
+        fn execute(&self, task: Task) -> Result<(), SpawnError> {
             std::thread::spawn(task);
             Ok(())
         }
-        fn execute_after(&self, delay: Duration, task: Task) -> Result<(), Task> {
+        fn execute_after(&self, delay: Duration, task: Task) -> Result<(), SpawnError> {
             std::thread::spawn(move || {
                 std::thread::sleep(delay);
                 task();
@@ -376,11 +388,11 @@ mod loom_job_queue {
     #[derive(Default)]
     struct Collect(LoomMutex<Vec<Task>>);
     impl Executor for Collect {
-        fn execute(&self, task: Task) -> Result<(), Task> {
+        fn execute(&self, task: Task) -> Result<(), SpawnError> {
             self.0.lock().unwrap().push(task);
             Ok(())
         }
-        fn execute_after(&self, _: Duration, task: Task) -> Result<(), Task> {
+        fn execute_after(&self, _: Duration, task: Task) -> Result<(), SpawnError> {
             self.execute(task)
         }
     }

@@ -5,18 +5,23 @@
 //!
 //! * a [`Service`] runs N I/O threads, each with its own `mio::Poll`, user-space timers and
 //!   an inbox other threads reach through a coalesced waker;
-//! * [`Service::listen`] accepts connections (with a max-sessions limit and back-off when
-//!   descriptors run out) and [`Service::connect`] opens them;
+//! * [`Service::listen`] accepts connections (with a max-sessions limit, per-session inbound
+//!   rate limits and back-off when descriptors run out) and [`Service::connect`] opens them;
 //! * every connection is a packet session: bytes are framed as `[u16 size][u16 id][body]`
 //!   ([`frame`]) and each whole frame is handed to your [`SessionHandler`]; a [`Session`]
 //!   handle sends from any thread, and everything queued for a session in one loop
-//!   iteration leaves in one `writev`, under a per-session cap;
+//!   iteration leaves in one `writev`;
 //! * a [`JobQueue`] owns game state (a room) and runs jobs on it one at a time, so game code
 //!   needs no locks; [`JobQueue::push_after`] and [`JobQueue::push_every`] are the JobTimer;
+//!   a job reaches a player's handler with [`Session::with_handler`];
 //! * [`encode_with`] encodes packets into shared chunks ([`SendBuffer`]) so a broadcast is
 //!   serialised once.
 //!
-//! The library logs through [`log`] and never prints.
+//! Your code is contained: a panic in any hook closes only that session
+//! ([`DisconnectReason::Panicked`]); a panicking job, task or timer is logged and the rest
+//! runs. Work handed to the service either runs or its caller gets an `Err`
+//! ([`SpawnError`]). [`ServiceStats`] counts everything a dashboard needs; the library logs
+//! through [`log`] and never prints.
 //!
 //! # Examples
 //! A packet echo server (see `examples/echo_server.rs` for the runnable one):
@@ -38,42 +43,53 @@
 //! ```
 //!
 //! # Layout
-//! | file | what lives there |
+//! | path | what lives there |
 //! |---|---|
 //! | `frame.rs` | the frame header: parse and write, no I/O |
-//! | `recv_buffer.rs`, `send_queue.rs` | a session's buffers |
-//! | `send_buffer.rs` | the encoding arena behind [`encode_with`] |
-//! | `session.rs` | [`SessionHandler`], [`Session`], [`DisconnectReason`] |
-//! | `event_loop.rs` | one I/O thread: poll, read, dispatch, flush, timers, inbox |
-//! | `service.rs` | [`Service`]: threads, listen, connect, shutdown, stats |
-//! | `listener.rs` | [`Listener`] and the max-sessions limit |
+//! | `connection/` | the per-connection state machine, free of I/O: receive buffer, send queue, rate limit, pauses, close reasons |
+//! | `runtime/` | the only code that touches mio: event loop, mailboxes, accept, session life, faults |
+//! | `session/` | [`SessionHandler`], [`Session`], [`DisconnectReason`], [`InFlight`] |
+//! | `service.rs` | [`Service`], [`ServiceBuilder`], [`ServiceHandle`]: threads, routing, shutdown |
+//! | `listener.rs` | [`Listener`], [`ListenOptions`] |
+//! | `config.rs` | every default ([`defaults`]) and the checks on settings |
+//! | `errors.rs` | one error type per operation |
+//! | `stats.rs` | [`ServiceStats`] and the JobQueue lag histogram |
+//! | `guard.rs` | the one guarded path every piece of user code runs through |
 //! | `job_queue.rs`, `job_timer.rs` | [`JobQueue`] and its timers |
-//! | `timer.rs` | the timer heap the I/O threads sleep on |
+//! | `send_buffer.rs` | the encoding arena behind [`encode_with`] |
+//! | `transport/` | byte codecs in front of the connection core (WebSocket, feature `websocket`) |
+//! | `testing.rs` | sessions without sockets, for unit tests of game code |
 //! | `loom.rs` | `std`/`loom` switch for the model tests |
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
-mod event_loop;
+mod connection;
+mod errors;
 pub mod frame;
+mod guard;
 mod job_queue;
 mod job_timer;
 mod listener;
 mod loom;
-mod recv_buffer;
+mod runtime;
 mod send_buffer;
-mod send_queue;
 mod service;
 mod session;
-mod timer;
+mod stats;
+pub mod testing;
 mod transport;
 
-pub use event_loop::Task;
+pub use config::{defaults, ConfigError};
+pub use connection::{Excess, RateLimit};
+pub use errors::{BuildError, ConnectError, ListenError, SpawnError};
 pub use job_queue::{JobQueue, WeakJobQueue};
-pub use listener::Listener;
+pub use listener::{ListenOptions, Listener};
 pub use send_buffer::{encode_with, SendBuffer};
-pub use service::{
-    BuildError, ConnectError, ListenError, Service, ServiceBuilder, ServiceHandle, ServiceStats,
+pub use service::{LoopStatus, Service, ServiceBuilder, ServiceHandle};
+pub use session::{
+    DisconnectKind, DisconnectReason, HandlerCallError, HandlerError, Hook, InFlight, Session,
+    SessionHandler, SessionId,
 };
-pub use session::{DisconnectReason, HandlerError, Session, SessionHandler, SessionId};
+pub use stats::{DisconnectCounts, LagHistogram, ServiceStats};

@@ -1,25 +1,30 @@
-//! The service: N I/O threads, the listeners and connectors that feed them, and shutdown.
+//! The service: N I/O threads, the listeners and connectors that feed them, routing of work
+//! to live threads, counters, and shutdown.
 
-use crate::config::Config;
-use crate::event_loop::{
-    configure_socket, current_loop, Adoption, Command, EventLoop, ListenerEntry, LoopShared, Task,
+use crate::config::{Config, ListenConfig};
+use crate::connection::{Limits, RateLimit};
+use crate::errors::{BuildError, ConnectError, ListenError, SpawnError};
+use crate::listener::{ListenOptions, Listener, ListenerParts, ListenerShared};
+use crate::runtime::{
+    bind_listener, configure_socket, current_loop, Adoption, Command, EventLoop, ListenerEntry,
+    LoopShared, Task,
 };
-use crate::listener::{Listener, ListenerShared};
 use crate::session::SessionHandler;
+use crate::stats::{JobStats, ServiceStats};
 use log::{info, warn};
 use mio::Poll;
+use std::any::TypeId;
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use thiserror::Error;
 
 static NEXT_SERVICE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Settings for a [`Service`]; every setter names its default.
+/// Settings for a [`Service`]; every setter names its default (all of them are in
+/// [`defaults`](crate::defaults)). [`build`](Self::build) checks every value.
 ///
 /// # Examples
 /// ```
@@ -32,6 +37,9 @@ static NEXT_SERVICE_ID: AtomicU64 = AtomicU64::new(1);
 ///     .idle_timeout(Some(Duration::from_secs(300)))
 ///     .build()?;
 /// service.shutdown();
+///
+/// let bad = server_core::Service::builder().max_packet_size(2).build();
+/// assert!(bad.unwrap_err().to_string().contains("max_packet_size"));
 /// # Ok::<(), server_core::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -41,16 +49,31 @@ pub struct ServiceBuilder {
 }
 
 impl ServiceBuilder {
-    /// I/O threads, each with its own `mio::Poll` (default: available cores; at least 1).
+    /// I/O threads, each with its own `mio::Poll` (default: available cores; 1 to 1024).
     pub fn threads(mut self, threads: usize) -> Self {
         self.config.threads = threads;
         self
     }
 
-    /// Open sessions allowed per listener; connections past it are closed at once and
-    /// logged (default 10,000).
+    /// Open sessions allowed per listener started with [`Service::listen`]; connections
+    /// past it are closed at once and logged (default 10,000).
     pub fn max_sessions(mut self, max: usize) -> Self {
-        self.config.max_sessions = max;
+        self.config.listen.max_sessions = max;
+        self
+    }
+
+    /// Inbound rate limit of sessions accepted by [`Service::listen`] (default
+    /// [`RateLimit::default`]: 1,000 packets/s and 1 MiB/s per session, throttled beyond;
+    /// `None`: unlimited). Outgoing connections are never rate limited.
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.config.listen.rate_limit = limit;
+        self
+    }
+
+    /// Live [`InFlight`](crate::InFlight) guards a session may hold before reading from it
+    /// pauses (default 256).
+    pub fn max_in_flight(mut self, max: u32) -> Self {
+        self.config.listen.max_in_flight = max;
         self
     }
 
@@ -70,17 +93,31 @@ impl ServiceBuilder {
         self
     }
 
-    /// Bytes that may wait in one session's send queue; past it the session is closed with
-    /// [`SendQueueOverflow`](crate::DisconnectReason::SendQueueOverflow) (default 4 MiB).
+    /// The soft cap on bytes waiting in one session's send queue (default 4 MiB; at least
+    /// `max_packet_size`). Above it, reading from the session pauses; if its backlog stays
+    /// above it for the [`send_stall_timeout`](Self::send_stall_timeout), the peer reads too
+    /// slowly and the session is closed with
+    /// [`SlowReader`](crate::DisconnectReason::SlowReader). One large burst that a reader
+    /// drains in time is not punished. A hard cap of four times this bounds the memory one
+    /// session can pin: a push past it closes at once with
+    /// [`SendQueueOverflow`](crate::DisconnectReason::SendQueueOverflow).
     pub fn max_send_queue(mut self, bytes: usize) -> Self {
         self.config.max_send_queue = bytes;
         self
     }
 
+    /// How long a send backlog may stay above [`max_send_queue`](Self::max_send_queue)
+    /// before the session is closed as a slow reader (default 2 s).
+    pub fn send_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_stall_timeout = timeout;
+        self
+    }
+
     /// First allocation of a session's receive buffer, made on its first read; it grows to
-    /// the frame in progress, up to `max_packet_size` (default 4 KiB).
+    /// the frame in progress, up to `max_packet_size` (default 4 KiB, or `max_packet_size`
+    /// if that is smaller; 4 to `max_packet_size`).
     pub fn recv_buffer_initial(mut self, bytes: usize) -> Self {
-        self.config.recv_buffer_initial = bytes;
+        self.config.recv_buffer_initial = Some(bytes);
         self
     }
 
@@ -99,7 +136,8 @@ impl ServiceBuilder {
 
     /// Close sessions that sent nothing for this long (default `None`: never). Each I/O
     /// thread checks its sessions every eighth of the timeout, so a silent session is closed
-    /// between 1 and 1.125 timeouts after its last byte.
+    /// between 1 and 1.125 timeouts after its last byte. Time spent with reading paused by
+    /// server-core (rate limit, backpressure) does not count as silence.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
@@ -132,84 +170,30 @@ impl ServiceBuilder {
         self
     }
 
-    /// Starts the I/O threads.
+    /// Checks the settings and starts the I/O threads.
     ///
     /// # Errors
-    /// [`BuildError`] if a poll instance, a waker or a thread cannot be created.
+    /// [`BuildError::Config`] naming the first invalid setting; [`BuildError::Poll`] or
+    /// [`BuildError::Spawn`] if a poll instance, a waker or a thread cannot be created.
     pub fn build(self) -> Result<Service, BuildError> {
-        Service::start(self.config.normalized())
+        self.config.validate()?;
+        Service::start(self.config)
     }
 }
 
-/// Why a [`Service`] could not start.
-#[derive(Debug, Error)]
+/// The state of one I/O thread, from [`ServiceHandle::loop_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum BuildError {
-    /// Creating a `mio::Poll` or its waker failed.
-    #[error("failed to create an event loop: {0}")]
-    Poll(#[source] io::Error),
-    /// Spawning an I/O thread failed.
-    #[error("failed to spawn an I/O thread: {0}")]
-    Spawn(#[source] io::Error),
-}
-
-/// Why [`Service::listen`] failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ListenError {
-    /// The address could not be bound (in use, not permitted, ...).
-    #[error("failed to listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The service has been shut down.
-    #[error("the service has shut down")]
-    Stopped,
-}
-
-/// Why a connect could not even start. Failures after it started (refused, timed out) go to
-/// [`SessionHandler::on_connect_failed`].
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// Creating the socket or starting the connect failed (out of descriptors, unreachable).
-    #[error("failed to connect to {addr}: {source}")]
-    Socket {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The service has been shut down.
-    #[error("the service has shut down")]
-    Stopped,
-}
-
-/// Counters over the whole service, summed over its I/O threads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServiceStats {
-    /// Sessions open now (accepted and outgoing).
+pub struct LoopStatus {
+    /// The thread's index (its name is `server-core-io-{index}`).
+    pub index: usize,
+    /// False once the thread has stopped after a fault inside server-core.
+    pub alive: bool,
+    /// Sessions it owns.
     pub sessions: usize,
-    /// Frames delivered to handlers.
-    pub packets_in: u64,
-    /// Packets fully written to sockets (each recipient of a broadcast counts once).
-    pub packets_out: u64,
-    /// Bytes read from sockets.
-    pub bytes_in: u64,
-    /// Bytes written to sockets.
-    pub bytes_out: u64,
-    /// `read` system calls on sessions (including the final one that finds nothing).
-    pub read_calls: u64,
-    /// `writev` system calls on sessions.
-    pub write_calls: u64,
-    /// Event-loop iterations (each one `epoll_wait`), summed over the I/O threads.
-    pub loop_iterations: u64,
+    /// How long it has been working since it last waited for events (zero while it
+    /// waits). Seconds here mean some hook, job or task is blocking the thread.
+    pub busy_for: Duration,
 }
 
 /// The running networking core: N I/O threads with their sessions, listeners and timers.
@@ -257,7 +241,8 @@ pub struct Service {
 }
 
 /// A cloneable handle to a [`Service`]: run tasks and timers on its I/O threads, make
-/// [`JobQueue`](crate::JobQueue)s, read its counters. It does not keep the service alive.
+/// [`JobQueue`](crate::JobQueue)s, open connections, read its counters. It does not keep
+/// the service alive.
 #[derive(Clone)]
 pub struct ServiceHandle {
     pub(crate) inner: Arc<ServiceInner>,
@@ -267,9 +252,13 @@ pub(crate) struct ServiceInner {
     id: u64,
     pub(crate) loops: Arc<[Arc<LoopShared>]>,
     pub(crate) config: Arc<Config>,
-    /// Round-robin cursor for tasks, timers and outgoing connections.
+    /// Limits of outgoing connections: the service's sizes, no inbound rate limit (a client
+    /// must not throttle what its server sends it).
+    connect_limits: Arc<Limits>,
+    /// Round-robin cursor for tasks, timers, listeners and outgoing connections.
     next_loop: AtomicUsize,
     stopping: AtomicBool,
+    pub(crate) jobs: JobStats,
 }
 
 impl Service {
@@ -281,12 +270,13 @@ impl Service {
     fn start(config: Config) -> Result<Self, BuildError> {
         let id = NEXT_SERVICE_ID.fetch_add(1, Ordering::Relaxed);
         let config = Arc::new(config);
+        let epoch = Instant::now();
         let mut polls = Vec::with_capacity(config.threads);
         let mut shared = Vec::with_capacity(config.threads);
         for index in 0..config.threads {
             let poll = Poll::new().map_err(BuildError::Poll)?;
             shared.push(Arc::new(
-                LoopShared::new(id, index, &poll).map_err(BuildError::Poll)?,
+                LoopShared::new(id, index, &poll, epoch).map_err(BuildError::Poll)?,
             ));
             polls.push(poll);
         }
@@ -295,9 +285,11 @@ impl Service {
             inner: Arc::new(ServiceInner {
                 id,
                 loops: Arc::clone(&loops),
+                connect_limits: Arc::new(limits_for(&config, None)),
                 config: Arc::clone(&config),
                 next_loop: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
+                jobs: JobStats::default(),
             }),
         };
         let service = Service {
@@ -327,43 +319,86 @@ impl Service {
         self.handle.clone()
     }
 
-    /// Starts accepting on `addr`; `factory` makes the handler of each accepted connection
-    /// (the course's `Listener.Init(endPoint, () => new ClientSession())`).
+    /// Starts accepting on `addr` with the service's default listener settings; `factory`
+    /// makes the handler of each accepted connection (the course's
+    /// `Listener.Init(endPoint, () => new ClientSession())`).
     ///
     /// Bind errors are reported here, synchronously. Accepting runs on one I/O thread;
     /// accepted sessions are spread over all of them.
     ///
     /// # Errors
-    /// [`ListenError::Bind`] if the address cannot be bound; [`ListenError::Stopped`] after
-    /// shutdown.
+    /// As [`listen_with`](Self::listen_with).
     pub fn listen<H, F>(&self, addr: SocketAddr, factory: F) -> Result<Listener, ListenError>
+    where
+        H: SessionHandler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
+        let options = ListenOptions {
+            config: self.handle.inner.config.listen.clone(),
+        };
+        self.listen_with(addr, options, factory)
+    }
+
+    /// Like [`listen`](Self::listen), with this listener's own session limit, rate limit
+    /// and in-flight limit (a public port and an admin port can differ).
+    ///
+    /// # Errors
+    /// [`ListenError::Config`] for an invalid option; [`ListenError::Bind`] if the address
+    /// cannot be bound; [`ListenError::Spawn`] after shutdown.
+    ///
+    /// # Examples
+    /// ```
+    /// use server_core::{HandlerError, ListenOptions, RateLimit, Service, Session, SessionHandler};
+    ///
+    /// struct Ignore;
+    /// impl SessionHandler for Ignore {
+    ///     fn on_packet(&mut self, _: &Session, _: &[u8]) -> Result<(), HandlerError> { Ok(()) }
+    /// }
+    ///
+    /// let service = Service::builder().threads(1).build()?;
+    /// let options = ListenOptions::new().max_sessions(100).rate_limit(Some(RateLimit::new(50, 16_384)));
+    /// let listener = service.listen_with("127.0.0.1:0".parse()?, options, || Ignore)?;
+    /// assert_eq!(listener.max_sessions(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen_with<H, F>(
+        &self,
+        addr: SocketAddr,
+        options: ListenOptions,
+        factory: F,
+    ) -> Result<Listener, ListenError>
     where
         H: SessionHandler,
         F: Fn() -> H + Send + Sync + 'static,
     {
         let inner = &self.handle.inner;
         if inner.stopping.load(Ordering::Acquire) {
-            return Err(ListenError::Stopped);
+            return Err(SpawnError::Stopped.into());
         }
+        options.config.validate(inner.config.max_packet_size)?;
         let std_listener = bind_listener(addr, inner.config.listen_backlog)
             .map_err(|source| ListenError::Bind { addr, source })?;
         let local_addr = std_listener
             .local_addr()
             .map_err(|source| ListenError::Bind { addr, source })?;
-        let shared = Arc::new(ListenerShared::new(
+        let owner = inner.pick_loop();
+        let shared = Arc::new(ListenerShared::new(ListenerParts {
             local_addr,
-            Box::new(move || Box::new(factory()) as Box<dyn SessionHandler>),
-            inner.config.max_sessions,
-        ));
+            factory: Box::new(move || Box::new(factory()) as Box<dyn SessionHandler>),
+            handler_type: (TypeId::of::<H>(), std::any::type_name::<H>()),
+            limits: Arc::new(limits_for(&inner.config, Some(&options.config))),
+            config: options.config,
+            owner,
+            loops: Arc::clone(&inner.loops),
+        }));
         let entry = ListenerEntry {
             socket: mio::net::TcpListener::from_std(std_listener),
             shared: Arc::clone(&shared),
             paused: false,
         };
         inner
-            .next_loop()
-            .try_submit(Command::Listen(Box::new(entry)))
-            .map_err(|_| ListenError::Stopped)?;
+            .route(owner, Command::Listen(Box::new(entry)))
+            .map_err(|(_, e)| e)?;
         Ok(Listener { shared })
     }
 
@@ -373,7 +408,7 @@ impl Service {
     ///
     /// # Errors
     /// [`ConnectError::Socket`] if the connect could not even start (for example, out of
-    /// descriptors); [`ConnectError::Stopped`] after shutdown.
+    /// descriptors); [`ConnectError::Spawn`] after shutdown.
     pub fn connect<H: SessionHandler>(
         &self,
         addr: SocketAddr,
@@ -409,7 +444,8 @@ impl Service {
     /// Stops the service: listeners close at once, every session gets up to the linger time
     /// (default 2 s) to flush what is queued, then all sessions close with
     /// [`DisconnectReason::Shutdown`](crate::DisconnectReason::Shutdown) and the I/O threads
-    /// are joined. Idempotent.
+    /// are joined. Tasks and JobQueue hand-offs accepted before the threads stop are run;
+    /// timers not yet due are reported in the log as not run. Idempotent.
     pub fn shutdown(&self) {
         let inner = &self.handle.inner;
         if !inner.stopping.swap(true, Ordering::AcqRel) {
@@ -429,7 +465,7 @@ impl Service {
                 continue;
             }
             if thread.join().is_err() {
-                warn!("an I/O thread panicked");
+                warn!("an I/O thread ended with a panic");
             }
         }
         info!("service stopped");
@@ -440,16 +476,16 @@ impl Service {
     }
 }
 
-/// A non-blocking listening socket with our backlog (`std` fixes it at 128) and
-/// `SO_REUSEADDR`, so a restarted server can bind while old connections sit in TIME_WAIT.
-fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
+/// The connection limits of a listener (or, with `None`, of outgoing connections).
+fn limits_for(config: &Config, listen: Option<&ListenConfig>) -> Limits {
+    Limits {
+        max_packet_size: config.max_packet_size,
+        recv_buffer_initial: config.recv_buffer_initial(),
+        max_send_queue: config.max_send_queue,
+        hard_send_queue: Limits::hard_cap(config.max_send_queue),
+        send_stall_timeout: config.send_stall_timeout,
+        rate_limit: listen.and_then(|l| l.rate_limit),
+    }
 }
 
 impl Drop for Service {
@@ -468,18 +504,54 @@ impl fmt::Debug for Service {
 }
 
 impl ServiceInner {
-    fn next_loop(&self) -> &LoopShared {
-        let index = self.next_loop.fetch_add(1, Ordering::Relaxed) % self.loops.len();
-        &self.loops[index]
+    /// The next live loop, round robin (the first loop if none is alive: routing to it
+    /// then fails and reports).
+    fn pick_loop(&self) -> usize {
+        let count = self.loops.len();
+        let start = self.next_loop.fetch_add(1, Ordering::Relaxed);
+        (0..count)
+            .map(|i| (start + i) % count)
+            .find(|&i| self.loops[i].is_alive())
+            .unwrap_or(start % count)
+    }
+
+    /// Hands `command` to loop `first`, or to the next live loop that takes it; gives it
+    /// back with the reason if none does.
+    fn route(&self, first: usize, mut command: Command) -> Result<(), (Command, SpawnError)> {
+        let count = self.loops.len();
+        for i in 0..count {
+            let shared = &self.loops[(first + i) % count];
+            if !shared.is_alive() {
+                continue;
+            }
+            if let Command::Listen(entry) = &command {
+                entry.shared.set_owner(shared.index);
+            }
+            match shared.try_submit(command) {
+                Ok(()) => return Ok(()),
+                Err(back) => command = back,
+            }
+        }
+        let reason = if self.stopping.load(Ordering::Acquire) {
+            SpawnError::Stopped
+        } else {
+            SpawnError::NoLiveLoop
+        };
+        Err((command, reason))
+    }
+
+    fn route_next(&self, command: Command) -> Result<(), (Command, SpawnError)> {
+        self.route(self.pick_loop(), command)
     }
 }
 
 impl ServiceHandle {
-    /// Runs `task` on one of the I/O threads, soon.
+    /// Runs `task` on one of the I/O threads, soon. A panic in it is caught and logged.
     ///
     /// # Errors
-    /// Gives the task back if the service has shut down.
-    pub fn spawn<F: FnOnce() + Send + 'static>(&self, task: F) -> Result<(), Task> {
+    /// [`SpawnError`] if no I/O thread can take it (the service has shut down, or every
+    /// thread died); the task was not accepted.
+    pub fn spawn<F: FnOnce() + Send + 'static>(&self, task: F) -> Result<(), SpawnError> {
         self.execute(Box::new(task))
     }
 
@@ -487,12 +559,13 @@ impl ServiceHandle {
     /// sleep until the earliest deadline, never poll on an interval).
     ///
     /// # Errors
-    /// Gives the task back if the service has shut down.
+    /// As [`spawn`](Self::spawn). A timer accepted here that is still pending at shutdown
+    /// does not run; the log reports how many did not.
     pub fn spawn_after<F: FnOnce() + Send + 'static>(
         &self,
         delay: Duration,
         task: F,
-    ) -> Result<(), Task> {
+    ) -> Result<(), SpawnError> {
         self.execute_after(delay, Box::new(task))
     }
 
@@ -501,17 +574,29 @@ impl ServiceHandle {
     pub fn stats(&self) -> ServiceStats {
         let mut total = ServiceStats::default();
         for shared in self.inner.loops.iter() {
-            let s = &shared.stats;
-            total.sessions += s.sessions.load(Ordering::Relaxed);
-            total.packets_in += s.packets_in.load(Ordering::Relaxed);
-            total.packets_out += s.packets_out.load(Ordering::Relaxed);
-            total.bytes_in += s.bytes_in.load(Ordering::Relaxed);
-            total.bytes_out += s.bytes_out.load(Ordering::Relaxed);
-            total.read_calls += s.read_calls.load(Ordering::Relaxed);
-            total.write_calls += s.write_calls.load(Ordering::Relaxed);
-            total.loop_iterations += s.iterations.load(Ordering::Relaxed);
+            shared.stats.add_to(&mut total);
+            total.loops += 1;
+            total.loops_alive += usize::from(shared.is_alive());
         }
+        self.inner.jobs.add_to(&mut total);
         total
+    }
+
+    /// The state of every I/O thread: alive, how many sessions, how long busy (for health
+    /// checks).
+    #[must_use]
+    pub fn loop_status(&self) -> Vec<LoopStatus> {
+        let now = Instant::now();
+        self.inner
+            .loops
+            .iter()
+            .map(|shared| LoopStatus {
+                index: shared.index,
+                alive: shared.is_alive(),
+                sessions: shared.stats.sessions.load(Ordering::Relaxed),
+                busy_for: shared.busy_for(now),
+            })
+            .collect()
     }
 
     /// Number of I/O threads.
@@ -540,7 +625,7 @@ impl ServiceHandle {
         handler: H,
     ) -> Result<(), ConnectError> {
         if self.is_stopping() {
-            return Err(ConnectError::Stopped);
+            return Err(SpawnError::Stopped.into());
         }
         let stream = mio::net::TcpStream::connect(addr)
             .map_err(|source| ConnectError::Socket { addr, source })?;
@@ -549,37 +634,42 @@ impl ServiceHandle {
             stream,
             peer_addr: addr,
             handler: Box::new(handler),
+            limits: Arc::clone(&self.inner.connect_limits),
+            max_in_flight: self.inner.config.listen.max_in_flight,
+            handler_type: Some((TypeId::of::<H>(), std::any::type_name::<H>())),
             listener: None,
             connecting: true,
         });
         self.inner
-            .next_loop()
-            .try_submit(Command::Adopt(adoption))
-            .map_err(|_| ConnectError::Stopped)
+            .route_next(Command::Adopt(adoption))
+            .map_err(|(_, e)| e.into())
     }
 
-    /// Hands `task` to an I/O thread. From an I/O thread of this service it is staged and
-    /// forwarded after the packets this thread already sent, which keeps a JobQueue's output
-    /// in order when its execution moves between threads.
-    pub(crate) fn execute(&self, task: Task) -> Result<(), Task> {
-        match self.inner.next_loop().try_submit(Command::Task(task)) {
-            Ok(()) => Ok(()),
-            Err(Command::Task(task)) => Err(task),
-            Err(_) => Ok(()), // try_submit gives back the command it was given: not reached
-        }
+    /// Stops I/O thread `index` as a fault inside server-core would (outside every guard),
+    /// to test what a service does then. Returns false if that thread is not running.
+    /// Only with the `fault-injection` feature, meant for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_loop_fault(&self, index: usize) -> bool {
+        self.inner
+            .loops
+            .get(index)
+            .is_some_and(|shared| shared.push_remote(Command::Fault).is_ok())
     }
 
-    pub(crate) fn execute_after(&self, delay: Duration, task: Task) -> Result<(), Task> {
+    /// Hands `task` to an I/O thread (dropped, with the error, if none takes it). From an I/O thread of
+    /// this service it is staged and forwarded after the packets this thread already sent,
+    /// which keeps a JobQueue's output in order when its execution moves between threads.
+    pub(crate) fn execute(&self, task: Task) -> Result<(), SpawnError> {
+        self.inner
+            .route_next(Command::Task(task))
+            .map_err(|(_, e)| e)
+    }
+
+    pub(crate) fn execute_after(&self, delay: Duration, task: Task) -> Result<(), SpawnError> {
         let deadline = Instant::now() + delay;
-        match self
-            .inner
-            .next_loop()
-            .try_submit(Command::Timer { deadline, task })
-        {
-            Ok(()) => Ok(()),
-            Err(Command::Timer { task, .. }) => Err(task),
-            Err(_) => Ok(()), // try_submit gives back the command it was given: not reached
-        }
+        self.inner
+            .route_next(Command::Timer { deadline, task })
+            .map_err(|(_, e)| e)
     }
 }
 

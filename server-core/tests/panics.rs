@@ -191,8 +191,11 @@ fn a_panicking_on_packet_closes_only_that_session() {
         closed_by_server(&mut c, Duration::from_secs(2)),
         "the panicking session is closed within 2 s"
     );
-    let line = wait_for_log(&[&c_marker, "handler error: on_packet panicked"]);
-    assert!(line.is_some_and(|l| l.starts_with("WARN")), "logged reason");
+    let line = wait_for_log(&[&c_marker, "on_packet panicked: boom in on_packet"]);
+    assert!(
+        line.is_some_and(|l| l.starts_with("ERROR")),
+        "logged at error with the session id and the panic's message"
+    );
 
     // The others keep talking through the room; c has left it.
     write_all(&mut a, &frame(2, b"still here"));

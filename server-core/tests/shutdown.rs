@@ -98,18 +98,24 @@ fn timers_and_jobs_run_on_the_service_and_stop_with_the_queue() {
     let service = Service::builder().threads(2).build().unwrap();
     let queue = JobQueue::new(&service.handle(), Vec::<u32>::new());
     let (tx, rx) = mpsc::channel();
-    queue.push_after(Duration::from_millis(30), |v| v.push(2));
+    queue
+        .push_after(Duration::from_millis(30), |v| v.push(2))
+        .unwrap();
     queue.push(|v| v.push(1));
     let tx2 = tx.clone();
-    queue.push_after(Duration::from_millis(60), move |v| {
-        tx2.send(v.clone()).unwrap()
-    });
+    queue
+        .push_after(Duration::from_millis(60), move |v| {
+            tx2.send(v.clone()).unwrap()
+        })
+        .unwrap();
     assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), vec![1, 2]);
     // A timer whose queue is gone does nothing.
     let tx3 = tx.clone();
-    queue.push_after(Duration::from_millis(20), move |_| {
-        tx3.send(vec![99]).unwrap()
-    });
+    queue
+        .push_after(Duration::from_millis(20), move |_| {
+            tx3.send(vec![99]).unwrap()
+        })
+        .unwrap();
     drop(queue);
     assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
 }

@@ -1,5 +1,8 @@
 //! A session's outgoing queue: whole `Bytes` (often shared by every recipient of a
 //! broadcast), written with one `writev` per flush instead of one `send` per packet.
+//!
+//! Each entry remembers how many frames it holds (a room's tick is one `Bytes` carrying
+//! many frames), so "packets out" counts packets, not writes.
 
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -11,9 +14,16 @@ const MAX_IOVECS: usize = 1024;
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     /// Packets in send order; the front one may be partly written already (advanced in place).
-    packets: VecDeque<Bytes>,
+    packets: VecDeque<Entry>,
     /// Bytes in `packets`, checked against the per-session cap on every push.
     queued: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    bytes: Bytes,
+    /// Frames in `bytes`, counted when queued (see [`count_frames`]).
+    frames: u32,
 }
 
 /// What one flush achieved.
@@ -34,7 +44,7 @@ pub(crate) struct Overflow {
 }
 
 impl SendQueue {
-    #[cfg(test)]
+    /// Bytes waiting to be written.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued
     }
@@ -53,7 +63,11 @@ impl SendQueue {
             });
         }
         self.queued += packet.len();
-        self.packets.push_back(packet);
+        let frames = count_frames(&packet);
+        self.packets.push_back(Entry {
+            bytes: packet,
+            frames,
+        });
         Ok(())
     }
 
@@ -96,8 +110,8 @@ impl SendQueue {
         let count = self.packets.len().min(MAX_IOVECS);
         if count <= ON_STACK {
             let mut slices = [IoSlice::new(&[]); ON_STACK];
-            for (slot, packet) in slices.iter_mut().zip(&self.packets) {
-                *slot = IoSlice::new(packet);
+            for (slot, entry) in slices.iter_mut().zip(&self.packets) {
+                *slot = IoSlice::new(&entry.bytes);
             }
             out.write_vectored(&slices[..count])
         } else {
@@ -105,7 +119,7 @@ impl SendQueue {
                 .packets
                 .iter()
                 .take(count)
-                .map(|p| IoSlice::new(p))
+                .map(|entry| IoSlice::new(&entry.bytes))
                 .collect();
             out.write_vectored(&slices)
         }
@@ -119,7 +133,7 @@ impl SendQueue {
         }
     }
 
-    /// Removes `n` written bytes from the front; returns how many packets completed.
+    /// Removes `n` written bytes from the front; returns how many frames completed.
     fn advance(&mut self, mut n: usize) -> usize {
         self.queued -= n;
         let mut completed = 0;
@@ -127,16 +141,37 @@ impl SendQueue {
             let Some(front) = self.packets.front_mut() else {
                 break;
             };
-            if n >= front.len() {
-                n -= front.len();
+            if n >= front.bytes.len() {
+                n -= front.bytes.len();
+                completed += front.frames as usize;
                 self.packets.pop_front();
-                completed += 1;
             } else {
-                front.advance(n);
+                front.bytes.advance(n);
                 n = 0;
             }
         }
         completed
+    }
+}
+
+/// Frames in `bytes`, read from their size fields: 1 for a single frame (the usual case,
+/// one comparison), N for a tick's worth of frames concatenated. Bytes that are not a
+/// frame stream (the size fields do not add up) count as one packet.
+fn count_frames(bytes: &[u8]) -> u32 {
+    let mut frames = 0u32;
+    let mut pos = 0usize;
+    while let Some(size) = bytes.get(pos..pos + 2) {
+        let size = usize::from(u16::from_le_bytes([size[0], size[1]]));
+        if size < crate::frame::HEADER_SIZE {
+            return 1;
+        }
+        pos += size;
+        frames += 1;
+    }
+    if pos == bytes.len() {
+        frames.max(1)
+    } else {
+        1
     }
 }
 
@@ -209,6 +244,28 @@ mod tests {
         assert!(q.is_empty());
         let expected: Vec<u8> = (0..10u8).flat_map(|i| [i; 7]).collect();
         assert_eq!(w.taken, expected);
+    }
+
+    #[test]
+    fn packets_out_counts_frames_inside_a_batch() {
+        let mut batch = Vec::new();
+        for _ in 0..5 {
+            batch.extend_from_slice(&[6, 0, 1, 0, b'h', b'i']);
+        }
+        assert_eq!(count_frames(&batch), 5);
+        assert_eq!(count_frames(&[4, 0, 9, 0]), 1);
+        assert_eq!(count_frames(b"not frames"), 1);
+        let mut q = SendQueue::default();
+        q.push(Bytes::from(batch), 1000).unwrap();
+        q.push(Bytes::from_static(&[4, 0, 9, 0]), 1000).unwrap();
+        let mut w = Trickle {
+            taken: Vec::new(),
+            per_call: 20,
+            calls_left: 1,
+        };
+        assert_eq!(q.write_to(&mut w).unwrap().packets, 0, "batch half written");
+        w.calls_left = 10;
+        assert_eq!(q.write_to(&mut w).unwrap().packets, 6);
     }
 
     #[test]

@@ -65,6 +65,14 @@ impl<T> TimerHeap<T> {
         }
     }
 
+    /// Takes every timer, due or not, with its deadline.
+    pub(crate) fn drain_all(&mut self) -> Vec<(Instant, T)> {
+        std::mem::take(&mut self.heap)
+            .into_iter()
+            .map(|e| (e.deadline, e.value))
+            .collect()
+    }
+
     /// Gives back memory once the heap holds under a quarter of its capacity (after a storm
     /// of sessions came and went); keeps twice what is in use.
     pub(crate) fn shrink_if_sparse(&mut self) {
