@@ -379,3 +379,6 @@ pub(crate) struct Written {
     pub(crate) flushed: Flushed,
     pub(crate) resume_reading: bool,
 }
+
+#[cfg(test)]
+mod tests;
