@@ -40,10 +40,12 @@ pub(crate) trait Executor: Send + Sync {
     /// carries on itself).
     fn execute(&self, task: Task) -> Result<(), SpawnError>;
     fn execute_after(&self, delay: Duration, task: Task) -> Result<(), SpawnError>;
-    /// A job started `lag` after it was pushed; `panicked` once it has run.
-    fn record_job(&self, lag: Duration, panicked: bool) {
-        let _ = (lag, panicked);
+    /// A job is starting `lag` after it was pushed.
+    fn job_started(&self, lag: Duration) {
+        let _ = lag;
     }
+    /// A job panicked (after it was logged).
+    fn job_panicked(&self) {}
 }
 
 impl Executor for ServiceHandle {
@@ -55,8 +57,12 @@ impl Executor for ServiceHandle {
         ServiceHandle::execute_after(self, delay, task)
     }
 
-    fn record_job(&self, lag: Duration, panicked: bool) {
-        self.inner.jobs.record(lag, panicked);
+    fn job_started(&self, lag: Duration) {
+        self.inner.jobs.record_lag(lag);
+    }
+
+    fn job_panicked(&self) {
+        self.inner.jobs.record_panic();
     }
 }
 
@@ -215,17 +221,17 @@ impl<T: Send + 'static> Inner<T> {
                 error!("JobQueue invariant broken: pending count without a job");
                 return;
             };
-            let lag = pushed.elapsed();
+            this.executor.job_started(pushed.elapsed());
             let outcome = this.state.with_mut(|state| {
                 // SAFETY: we are the runner (see `unsafe impl Sync`); no other reference to
                 // the state exists while this job runs.
                 let state = unsafe { &mut *state };
                 guard::catch(|| job(state))
             });
-            if let Err(message) = &outcome {
+            if let Err(message) = outcome {
                 error!("a job panicked: {message}");
+                this.executor.job_panicked();
             }
-            this.executor.record_job(lag, outcome.is_err());
             // Before the queue can pass to another thread, what this job sent must be
             // where that thread's sends will queue up behind it.
             crate::runtime::publish_staged();

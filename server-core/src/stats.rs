@@ -241,13 +241,14 @@ struct AtomicLagHistogram {
 }
 
 impl JobStats {
-    pub(crate) fn record(&self, lag: Duration, panicked: bool) {
+    pub(crate) fn record_lag(&self, lag: Duration) {
         self.lag.counts[bucket_of(lag)].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
         self.lag.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        if panicked {
-            self.panics.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    pub(crate) fn record_panic(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_to(&self, total: &mut ServiceStats) {
@@ -270,7 +271,7 @@ mod tests {
         assert_eq!(bucket_of(Duration::from_secs(3600)), LAG_BUCKETS - 1);
         let stats = JobStats::default();
         for micros in [1, 3, 3, 900, 5_000_000] {
-            stats.record(Duration::from_micros(micros), false);
+            stats.record_lag(Duration::from_micros(micros));
         }
         let mut total = ServiceStats::default();
         stats.add_to(&mut total);
