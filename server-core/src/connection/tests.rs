@@ -37,14 +37,9 @@ fn feed(
         space[..n].copy_from_slice(&bytes[pos..pos + n]);
         conn.received(n, now);
         pos += n;
-        loop {
-            match conn.next_frame(limits, now)? {
-                Next::Frame { len, .. } => {
-                    frames.push(conn.frame(len).to_vec());
-                    conn.consume(len);
-                }
-                _ => break,
-            }
+        while let Next::Frame { len, .. } = conn.next_frame(limits, now)? {
+            frames.push(conn.frame(len).to_vec());
+            conn.consume(len);
         }
     }
     Ok(frames)
