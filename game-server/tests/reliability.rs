@@ -339,7 +339,8 @@ fn read_all_chats(stream: TcpStream, writers: HashMap<i32, usize>) -> Result<usi
 
 /// Item 2: 4 writers send 60 KB chats 10 times a second; 3 readers (and the writers' own
 /// receiving sides) read everything; one client joins and never reads. The never-reader
-/// is cut off at the send-queue cap (default 4 MiB) with a logged reason, RSS stays under
+/// is cut off as a slow reader once its backlog has stayed above the send-queue cap
+/// (default 4 MiB) for the stall timeout (2 s), with a logged reason; RSS stays under
 /// 100 MB, and every reader receives every chat.
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_readers_get_everything() {
@@ -386,8 +387,8 @@ fn a_client_that_never_reads_is_cut_off_and_readers_get_everything() {
         receivers.push(thread::spawn(move || read_all_chats(stream, ids)));
     }
 
-    // Writers: 10 chats a second each until the never-reader is gone (at most 8 s), then
-    // one more second, then END.
+    // Writers: 10 chats a second each until the never-reader is gone (at most 30 s: on a
+    // busy machine the kernel's buffers take a while to fill), then one more second, then END.
     let lazy_gone = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut senders = Vec::new();
@@ -401,7 +402,7 @@ fn a_client_that_never_reads_is_cut_off_and_readers_get_everything() {
                     gone_at = Some(Instant::now());
                 }
                 let done = gone_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
-                    || started.elapsed() >= Duration::from_secs(8);
+                    || started.elapsed() >= Duration::from_secs(30);
                 if done {
                     break;
                 }
@@ -414,10 +415,7 @@ fn a_client_that_never_reads_is_cut_off_and_readers_get_everything() {
         }));
     }
 
-    let cut_off = wait_for_log(
-        Duration::from_secs(8),
-        &[&lazy_marker, "send queue overflow"],
-    );
+    let cut_off = wait_for_log(Duration::from_secs(30), &[&lazy_marker, "slow reader"]);
     let cut_off_after = started.elapsed();
     lazy_gone.store(true, Ordering::Relaxed);
     let sent: Vec<(usize, Client)> = senders.into_iter().map(|h| h.join().unwrap()).collect();
@@ -428,7 +426,7 @@ fn a_client_that_never_reads_is_cut_off_and_readers_get_everything() {
 
     let line = cut_off.unwrap_or_else(|| {
         panic!(
-            "the never-reader was not cut off within 8 s; its log lines: {:?}, stats {:?}",
+            "the never-reader was not cut off within 30 s; its log lines: {:?}, stats {:?}",
             logs_for(&lazy_marker),
             server.stats()
         )

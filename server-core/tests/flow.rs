@@ -322,6 +322,12 @@ fn jobs_reach_handlers_and_wrong_or_closed_sessions_are_errors() {
         done_tx.send(result).unwrap();
     });
     done.recv_timeout(TIMEOUT).unwrap().unwrap();
+    // Calls run in order: when this one reports, the first has been applied.
+    let (seen_tx, seen) = mpsc::channel();
+    session
+        .with_handler(move |announce: &mut Announce, _| seen_tx.send(announce.1.room).unwrap())
+        .unwrap();
+    assert_eq!(seen.recv_timeout(TIMEOUT).unwrap(), Some(42));
     write_all(&mut c, &frame(1, b"?"));
     assert_eq!(read_frame(&mut c).unwrap(), frame(5, &[42]));
 

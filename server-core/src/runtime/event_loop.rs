@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!   poll(timeout = earliest timer, or 0 if work is waiting)
+//!     -> inbox: commands from other threads (sends, new sessions, tasks, timers, handler calls)
 //!     -> accept / read (frames -> handler.on_packet) / note writable sockets
-//!     -> inbox: commands from other threads (sends, new sessions, tasks, timers)
+//!     -> inbox again, then sessions whose read pass was cut short or whose pause ended
 //!     -> due timers, ready tasks (JobQueue hand-offs)
 //!     -> staged commands made on this thread: apply ours, forward the rest in one batch per loop
 //!     -> flush: one writev per session that got packets this iteration
@@ -202,6 +203,9 @@ impl EventLoop {
                 },
             ));
         }
+        // Commands first: a `with_handler` call or a send made before a peer's packet
+        // arrived is applied before that packet is read.
+        self.drain_inbox();
         let mut events = std::mem::take(&mut self.scratch_events);
         for &(token, readiness) in &events {
             self.dispatch_event(token, readiness);
@@ -209,8 +213,8 @@ impl EventLoop {
         events.clear();
         self.scratch_events = events;
 
-        self.continue_reads();
         self.drain_inbox();
+        self.continue_reads();
         self.run_timers();
         self.run_ready_tasks();
         self.drain_staged();

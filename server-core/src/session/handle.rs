@@ -205,6 +205,7 @@ impl Session {
     /// with its hooks: the way a [`JobQueue`](crate::JobQueue) job (a room) hands a result
     /// back to the player it concerns, without locks.
     ///
+    /// Calls and sends made from one thread to one session are applied in the order made.
     /// `f` runs once, soon, unless the session closes first; then it is dropped without
     /// running and the handler's [`on_disconnected`](SessionHandler::on_disconnected) is
     /// the place to react. A panic in `f` is contained like a panic in a hook: the session
