@@ -7,10 +7,22 @@
 //! * `tests/csharp_generated.rs`: the C# client's committed packets
 //!   (`clients/csharp/Generated/`) are what packet-gen generates from `game-server/PDL.xml`.
 //!
+//! It also runs the examples of the published crates' READMEs as doctests.
+//!
 //! The library holds what those tests share: where the repository is, which files are
 //! docs, and the scanner (a pure function, unit-tested below).
 
 #![warn(missing_docs)]
+
+/// The example in `server-core/README.md`, run as a doctest (crates.io shows that README).
+#[cfg(doctest)]
+#[doc = include_str!("../../server-core/README.md")]
+pub struct ServerCoreReadme;
+
+/// The examples in `packet-gen/README.md`, run as doctests (crates.io shows that README).
+#[cfg(doctest)]
+#[doc = include_str!("../../packet-gen/README.md")]
+pub struct PacketGenReadme;
 
 use std::path::{Path, PathBuf};
 
