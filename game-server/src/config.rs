@@ -6,6 +6,7 @@
 //! (run by [`start`](crate::start)) when the config is built in code.
 
 use crate::ListenAddr;
+use server_core::{defaults, Excess, RateLimit};
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -59,6 +60,31 @@ pub struct ServerConfig {
     #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = |s: &str| parse_within(s, MAX_PACKET_SIZE))]
     pub max_packet_size: u16,
 
+    /// Packets per second one client may send, sustained (bursts of as many are allowed);
+    /// beyond it --rate-policy applies. 0 = no rate limit.
+    #[arg(long, env = "GAME_SERVER_RATE_PACKETS", default_value_t = defaults::PACKETS_PER_SEC, value_parser = |s: &str| parse_within(s, RATE_PACKETS))]
+    pub rate_packets: u32,
+
+    /// Bytes per second one client may send, sustained (bursts of twice as many are
+    /// allowed). Must let the largest packet through.
+    #[arg(long, env = "GAME_SERVER_RATE_BYTES", default_value_t = defaults::BYTES_PER_SEC, value_parser = |s: &str| parse_within(s, RATE_BYTES))]
+    pub rate_bytes: u32,
+
+    /// What happens to a client over its rate: `throttle` stops reading from it until it
+    /// is back under (nothing lost, TCP slows it down), `drop` discards the excess,
+    /// `disconnect` discards it and closes the client after --rate-grace seconds of excess.
+    #[arg(long, env = "GAME_SERVER_RATE_POLICY", value_enum, default_value_t = RatePolicy::Throttle)]
+    pub rate_policy: RatePolicy,
+
+    /// Seconds of sustained excess before `--rate-policy disconnect` closes a client.
+    #[arg(long, env = "GAME_SERVER_RATE_GRACE", default_value_t = defaults::RATE_LIMIT_GRACE.as_secs(), value_parser = |s: &str| parse_within(s, RATE_GRACE))]
+    pub rate_grace: u64,
+
+    /// Room jobs a client's packets may have unfinished (waiting in its room or for the
+    /// room's tick) before reading from it pauses until they are done.
+    #[arg(long, env = "GAME_SERVER_MAX_IN_FLIGHT", default_value_t = defaults::MAX_IN_FLIGHT, value_parser = |s: &str| parse_within(s, MAX_IN_FLIGHT))]
+    pub max_in_flight: u32,
+
     /// Serve Prometheus metrics (/metrics), health (/healthz) and readiness (/readyz) over
     /// HTTP on this HOST:PORT, like 127.0.0.1:9100; off when not given.
     #[arg(long, env = "GAME_SERVER_METRICS_ADDR")]
@@ -77,6 +103,11 @@ impl Default for ServerConfig {
             max_send_queue: 4 * 1024 * 1024,
             idle_timeout: 300,
             max_packet_size: u16::MAX,
+            rate_packets: defaults::PACKETS_PER_SEC,
+            rate_bytes: defaults::BYTES_PER_SEC,
+            rate_policy: RatePolicy::Throttle,
+            rate_grace: defaults::RATE_LIMIT_GRACE.as_secs(),
+            max_in_flight: defaults::MAX_IN_FLIGHT,
             metrics_addr: None,
         }
     }
@@ -95,7 +126,60 @@ impl ServerConfig {
             .and(check(self.max_send_queue, MAX_SEND_QUEUE))
             .and(check(self.idle_timeout, IDLE_TIMEOUT))
             .and(check(self.max_packet_size, MAX_PACKET_SIZE))
+            .and(check(self.rate_packets, RATE_PACKETS))
+            .and(check(self.rate_bytes, RATE_BYTES))
+            .and(check(self.rate_grace, RATE_GRACE))
+            .and(check(self.max_in_flight, MAX_IN_FLIGHT))
+            .and(self.check_rate_bytes_fit_a_packet())
     }
+
+    /// The per-client rate limit these flags describe (`None` with `--rate-packets 0`).
+    #[must_use]
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        if self.rate_packets == 0 {
+            return None;
+        }
+        let on_excess = match self.rate_policy {
+            RatePolicy::Throttle => Excess::Throttle,
+            RatePolicy::Drop => Excess::Drop,
+            RatePolicy::Disconnect => Excess::Disconnect {
+                after: std::time::Duration::from_secs(self.rate_grace),
+            },
+        };
+        let byte_burst = self.rate_bytes.saturating_mul(2);
+        Some(
+            RateLimit::new(self.rate_packets, self.rate_bytes)
+                .byte_burst(byte_burst)
+                .on_excess(on_excess),
+        )
+    }
+
+    /// A byte burst smaller than the largest packet would refuse that packet forever.
+    fn check_rate_bytes_fit_a_packet(&self) -> Result<(), ConfigError> {
+        let burst = u64::from(self.rate_bytes) * 2;
+        if self.rate_packets == 0 || burst >= u64::from(self.max_packet_size) {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                flag: "--rate-bytes",
+                reason: format!(
+                    "{} allows bursts of {burst} bytes, less than --max-packet-size {}",
+                    self.rate_bytes, self.max_packet_size
+                ),
+            })
+        }
+    }
+}
+
+/// What happens to a client that sends faster than `--rate-packets`/`--rate-bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RatePolicy {
+    /// Stop reading from it until it is back under its rate (nothing is lost).
+    Throttle,
+    /// Discard the excess packets.
+    Drop,
+    /// Discard the excess and close the client after `--rate-grace` seconds of it.
+    Disconnect,
 }
 
 /// Resolves the address of `flag`, logging what a host name resolved to.
@@ -162,6 +246,28 @@ const IDLE_TIMEOUT: Bounds<u64> = Bounds {
     flag: "--idle-timeout",
     min: 0,
     max: 30 * 86_400,
+};
+/// Up to a million packets a second: more is no limit at all (use 0 for that).
+const RATE_PACKETS: Bounds<u32> = Bounds {
+    flag: "--rate-packets",
+    min: 0,
+    max: 1_000_000,
+};
+/// At least 32 KiB/s, so the default bursts let the largest packet through.
+const RATE_BYTES: Bounds<u32> = Bounds {
+    flag: "--rate-bytes",
+    min: 32 * 1024,
+    max: 1 << 30,
+};
+const RATE_GRACE: Bounds<u64> = Bounds {
+    flag: "--rate-grace",
+    min: 1,
+    max: 3600,
+};
+const MAX_IN_FLIGHT: Bounds<u32> = Bounds {
+    flag: "--max-in-flight",
+    min: 1,
+    max: 1 << 20,
 };
 const MAX_PACKET_SIZE: Bounds<u16> = Bounds {
     flag: "--max-packet-size",

@@ -50,6 +50,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 
+pub use config::RatePolicy;
 pub use config::{ConfigError, ServerConfig, DEFAULT_TICK_MS};
 pub use listen_addr::{ListenAddr, ParseListenAddrError};
 pub use lobby::RoomId;
@@ -110,6 +111,8 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         .max_sessions(config.max_sessions)
         .max_send_queue(config.max_send_queue)
         .max_packet_size(usize::from(config.max_packet_size))
+        .rate_limit(config.rate_limit())
+        .max_in_flight(config.max_in_flight)
         .idle_timeout((config.idle_timeout > 0).then(|| Duration::from_secs(config.idle_timeout)));
     if let Some(threads) = config.threads {
         builder = builder.threads(threads as usize);
@@ -120,18 +123,13 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     let rooms = Arc::new(AtomicUsize::new(0));
     let players = Arc::new(AtomicUsize::new(0));
     let tick = (config.tick_ms > 0).then(|| Duration::from_millis(config.tick_ms));
-    let lobby = JobQueue::new(
+    let lobby = Lobby::start(
         &handle,
-        Lobby::new(
-            handle.clone(),
-            config.room_capacity,
-            tick,
-            Arc::clone(&rooms),
-            Arc::clone(&players),
-        ),
+        config.room_capacity,
+        tick,
+        Arc::clone(&rooms),
+        Arc::clone(&players),
     );
-    let me = lobby.clone();
-    lobby.push(move |l| l.open_first_room(&me));
 
     let next_id = Arc::new(AtomicI32::new(1));
     let factory_lobby = lobby.clone();

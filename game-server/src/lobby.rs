@@ -1,17 +1,19 @@
 //! The room directory: which rooms exist, how full they are, and who sits where.
 //!
 //! The lobby is itself a [`JobQueue<Lobby>`](server_core::JobQueue), so it needs no lock
-//! either. A newcomer's handler pushes `Lobby::enter`; the lobby picks the first room with
-//! space (opening one when all are full, or always the one room when the capacity is 0),
-//! pushes the room's `enter` job and hands the room's queue back to the handler, which
-//! talks to the room directly from then on. When someone leaves, the room pushes
+//! either. A newcomer's handler pushes a job that calls [`Lobby::seat`]: the lobby picks the
+//! first room with space (opening one when all are full, or always the one room when the
+//! capacity is 0) and hands back the room's queue. When someone leaves, the room pushes
 //! [`Lobby::left`]; a room other than the first that becomes empty is closed: the lobby
 //! drops its handle and the room's state is freed once the last player handle is gone.
+//!
+//! Which room has space is decided by [`Seating`], plain data with no queues, so it is
+//! unit-tested on its own.
 
-use crate::player::{JoinTicket, PlayerId};
+use crate::player::PlayerId;
 use crate::room::{GameRoom, RoomJob};
 use log::debug;
-use server_core::{JobQueue, ServiceHandle};
+use server_core::{JobQueue, ServiceHandle, WeakJobQueue};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,55 +30,132 @@ impl fmt::Display for RoomId {
     }
 }
 
-/// A room as the lobby sees it.
-struct RoomEntry {
-    queue: JobQueue<GameRoom>,
-    /// Players sent to this room and not yet reported gone.
-    players: usize,
+/// The head counts of the open rooms and the rule for placing a newcomer.
+#[derive(Debug)]
+pub(crate) struct Seating {
+    /// Players per room; 0 = one room without limit.
+    capacity: usize,
+    /// Players seated in each open room, by id, so the oldest room with space comes first.
+    rooms: BTreeMap<RoomId, usize>,
+    next_room: u32,
+}
+
+/// Where a newcomer goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// An open room with space.
+    Existing(RoomId),
+    /// Every room is full: this new one (already counted as open).
+    Opened(RoomId),
+}
+
+impl Seating {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            rooms: BTreeMap::new(),
+            next_room: 1,
+        }
+    }
+
+    /// Opens a room (the first one is opened at start and never closed).
+    pub(crate) fn open(&mut self) -> RoomId {
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        self.rooms.insert(id, 0);
+        id
+    }
+
+    /// Places a newcomer and counts it in its room.
+    pub(crate) fn seat(&mut self) -> Placement {
+        let capacity = self.capacity;
+        let with_space = self
+            .rooms
+            .iter_mut()
+            .find(|(_, players)| capacity == 0 || **players < capacity);
+        match with_space {
+            Some((&id, players)) => {
+                *players += 1;
+                Placement::Existing(id)
+            }
+            None => {
+                let id = self.open();
+                self.rooms.insert(id, 1);
+                Placement::Opened(id)
+            }
+        }
+    }
+
+    /// Someone left `room`; returns true if the room is now empty and closed (never the
+    /// first room).
+    pub(crate) fn left(&mut self, room: RoomId) -> bool {
+        let first = self.rooms.keys().next().copied();
+        let Some(players) = self.rooms.get_mut(&room) else {
+            return false;
+        };
+        *players = players.saturating_sub(1);
+        if *players == 0 && first != Some(room) {
+            self.rooms.remove(&room);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn open_rooms(&self) -> usize {
+        self.rooms.len()
+    }
 }
 
 /// The room directory, owned by a [`JobQueue<Lobby>`](server_core::JobQueue).
 pub struct Lobby {
     service: ServiceHandle,
-    /// Players per room; 0 = one room without limit.
-    capacity: usize,
+    /// The lobby's own queue, which rooms report leaves to.
+    me: Option<WeakJobQueue<Lobby>>,
+    seating: Seating,
     /// Flush interval of every room; `None` = rooms send at once.
     tick: Option<Duration>,
-    /// Open rooms by id, so iteration finds the oldest room with space first.
-    rooms: BTreeMap<RoomId, RoomEntry>,
-    next_room: u32,
-    /// The room of every player that entered and has not left, for jobs forwarded
-    /// through the lobby before the player's handler learnt its room.
+    rooms: HashMap<RoomId, JobQueue<GameRoom>>,
+    /// The room of every player seated and not yet reported gone.
     seats: HashMap<PlayerId, RoomId>,
-    /// Open rooms, readable without a job (for the stats line).
+    /// Open rooms, readable without a job (for the stats).
     room_count: Arc<AtomicUsize>,
     /// Players in rooms, updated by the rooms.
     players: Arc<AtomicUsize>,
-    /// Set by [`close`](Self::close): no more rooms are opened.
+    /// Set by [`close`](Self::close): nobody is seated any more.
     closed: bool,
 }
 
 impl Lobby {
-    /// An empty directory. `capacity` 0 means one room without limit; `tick` sets the
-    /// rooms' flush interval (`None`: send at once).
-    pub(crate) fn new(
-        service: ServiceHandle,
+    /// Starts the lobby's queue with its first room. `capacity` 0 means one room without
+    /// limit; `tick` sets the rooms' flush interval (`None`: send at once).
+    pub(crate) fn start(
+        service: &ServiceHandle,
         capacity: usize,
         tick: Option<Duration>,
         room_count: Arc<AtomicUsize>,
         players: Arc<AtomicUsize>,
-    ) -> Self {
-        Self {
+    ) -> JobQueue<Lobby> {
+        let lobby = JobQueue::new(
             service,
-            capacity,
-            tick,
-            rooms: BTreeMap::new(),
-            next_room: 1,
-            seats: HashMap::new(),
-            room_count,
-            players,
-            closed: false,
-        }
+            Lobby {
+                service: service.clone(),
+                me: None,
+                seating: Seating::new(capacity),
+                tick,
+                rooms: HashMap::new(),
+                seats: HashMap::new(),
+                room_count,
+                players,
+                closed: false,
+            },
+        );
+        let me = lobby.downgrade();
+        lobby.push(move |lobby| {
+            lobby.me = Some(me);
+            let first = lobby.seating.open();
+            lobby.open_room(first);
+        });
+        lobby
     }
 
     /// Rooms open now.
@@ -85,68 +164,54 @@ impl Lobby {
         self.rooms.len()
     }
 
-    /// Opens the first room if there is none yet; called at start so the first room exists
-    /// (and is never closed) from the beginning.
-    pub(crate) fn open_first_room(&mut self, me: &JobQueue<Lobby>) {
-        if self.rooms.is_empty() && !self.closed {
-            self.open_room(me);
-        }
-    }
-
-    /// Seats a newcomer: picks its room, counts it there, pushes the room's `enter` job and
-    /// hands the room's queue to the player's handler through `ticket`.
-    pub(crate) fn enter(
-        &mut self,
-        me: &JobQueue<Lobby>,
-        player_id: PlayerId,
-        session: server_core::Session,
-        ticket: &JoinTicket,
-    ) {
+    /// Seats player `player_id`: picks its room (opening one if every room is full) and
+    /// returns the room's queue. `None` once the lobby is closed (shutting down).
+    pub(crate) fn seat(&mut self, player_id: PlayerId) -> Option<JobQueue<GameRoom>> {
         if self.closed {
-            return;
+            return None;
         }
-        let id = self.pick_room(me);
-        let Some(room) = self.rooms.get_mut(&id) else {
-            return; // pick_room always returns an open room
+        let room = match self.seating.seat() {
+            Placement::Existing(room) => room,
+            Placement::Opened(room) => {
+                self.open_room(room);
+                room
+            }
         };
-        room.players += 1;
-        self.seats.insert(player_id, id);
-        room.queue.push(move |room| room.enter(player_id, session));
-        // The handler may be gone already (disconnected meanwhile); its leave follows.
-        let _ = ticket.room.set(room.queue.clone());
+        self.seats.insert(player_id, room);
+        self.rooms.get(&room).cloned()
     }
 
-    /// Runs `job` in the room of `player_id` (for handlers that do not know their room
-    /// yet). Dropped if the player has no seat.
-    pub(crate) fn forward(&mut self, player_id: PlayerId, job: RoomJob) {
+    /// A player who leaves before its handler learnt its room: the jobs it made meanwhile
+    /// and then its leave go to the room it was seated in, in that order.
+    pub(crate) fn release(&mut self, player_id: PlayerId, early: Vec<RoomJob>) {
         let room = self.seats.get(&player_id).and_then(|id| self.rooms.get(id));
         match room {
-            Some(room) => room.queue.push(job),
-            None => debug!("lobby: dropping a job for player {player_id}, who has no room"),
+            Some(room) => {
+                for job in early {
+                    room.push(job);
+                }
+                room.push(move |room| room.leave(player_id));
+            }
+            None => debug!("lobby: player {player_id} left before it was seated"),
         }
     }
 
     /// A room reports that `player_id` left it. A room other than the first that is now
     /// empty is closed.
-    pub fn left(&mut self, room_id: RoomId, player_id: PlayerId) {
+    pub fn left(&mut self, room: RoomId, player_id: PlayerId) {
         self.seats.remove(&player_id);
-        let first = self.rooms.keys().next().copied();
-        let Some(room) = self.rooms.get_mut(&room_id) else {
-            return;
-        };
-        room.players = room.players.saturating_sub(1);
-        if room.players == 0 && first != Some(room_id) {
-            self.rooms.remove(&room_id);
+        if self.seating.left(room) {
+            self.rooms.remove(&room);
             self.room_count.store(self.rooms.len(), Ordering::Relaxed);
             debug!(
-                "lobby: room {room_id} is empty and closed ({} open)",
+                "lobby: room {room} is empty and closed ({} open)",
                 self.rooms.len()
             );
         }
     }
 
     /// Drops every room handle (rooms hold a lobby handle to report leaves, so this breaks
-    /// the cycle at shutdown); no room is opened afterwards.
+    /// the cycle at shutdown); nobody is seated afterwards.
     pub(crate) fn close(&mut self) {
         self.closed = true;
         self.rooms.clear();
@@ -154,40 +219,72 @@ impl Lobby {
         self.room_count.store(0, Ordering::Relaxed);
     }
 
-    /// The room a newcomer goes to, opening one if needed.
-    fn pick_room(&mut self, me: &JobQueue<Lobby>) -> RoomId {
-        let with_space = self
-            .rooms
-            .iter()
-            .find(|(_, room)| self.capacity == 0 || room.players < self.capacity)
-            .map(|(&id, _)| id);
-        match with_space {
-            Some(id) => id,
-            None => self.open_room(me),
-        }
-    }
-
-    fn open_room(&mut self, me: &JobQueue<Lobby>) -> RoomId {
-        let id = RoomId(self.next_room);
-        self.next_room += 1;
-        let room = GameRoom::new(id, self.tick, me.clone(), Arc::clone(&self.players));
+    fn open_room(&mut self, id: RoomId) {
+        let room = GameRoom::new(id, self.tick, Arc::clone(&self.players));
         let queue = JobQueue::new(&self.service, room);
         let me = queue.downgrade();
-        queue.push(move |room| room.set_queue(me));
-        self.rooms.insert(id, RoomEntry { queue, players: 0 });
+        if let Some(lobby) = self.me.as_ref().and_then(WeakJobQueue::upgrade) {
+            queue.push(move |room| room.attach(me, lobby));
+        }
+        self.rooms.insert(id, queue);
+        debug_assert_eq!(self.rooms.len(), self.seating.open_rooms());
         self.room_count.store(self.rooms.len(), Ordering::Relaxed);
         debug!("lobby: room {id} opened ({} open)", self.rooms.len());
-        id
     }
 }
 
 impl fmt::Debug for Lobby {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lobby")
-            .field("capacity", &self.capacity)
+            .field("seating", &self.seating)
             .field("tick", &self.tick)
-            .field("rooms", &self.rooms.len())
             .field("seated", &self.seats.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_fill_in_order_and_open_when_all_are_full() {
+        let mut seating = Seating::new(2);
+        assert_eq!(seating.open(), RoomId(1));
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+        assert_eq!(seating.seat(), Placement::Opened(RoomId(2)));
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(2)));
+        assert_eq!(seating.seat(), Placement::Opened(RoomId(3)));
+        // A seat frees up in room 1: the next newcomer goes there, the oldest with space.
+        assert!(!seating.left(RoomId(1)));
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+    }
+
+    #[test]
+    fn empty_rooms_close_except_the_first() {
+        let mut seating = Seating::new(1);
+        seating.open();
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+        assert_eq!(seating.seat(), Placement::Opened(RoomId(2)));
+        assert!(seating.left(RoomId(2)), "room 2 is empty: closed");
+        assert!(!seating.left(RoomId(1)), "the first room stays");
+        assert_eq!(seating.open_rooms(), 1);
+        assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+        assert_eq!(
+            seating.seat(),
+            Placement::Opened(RoomId(3)),
+            "ids are not reused"
+        );
+    }
+
+    #[test]
+    fn capacity_zero_is_one_room_without_limit() {
+        let mut seating = Seating::new(0);
+        seating.open();
+        for _ in 0..10_000 {
+            assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
+        }
+        assert_eq!(seating.open_rooms(), 1);
     }
 }

@@ -7,14 +7,17 @@
 //! a server sends makes [`on_packet`](SessionHandler::on_packet) return an error, and
 //! server-core closes the session and logs why.
 //!
-//! # Finding the room
-//! On connect the player asks the lobby for a seat (`Lobby::enter`); the lobby answers
-//! with the room's queue through a small shared `JoinTicket`. Until that answer is in (it
-//! usually is by the time `on_connected` returns, since an idle queue runs the job at
-//! once), the player's jobs go through the lobby, which knows every seat; a counter of
-//! such forwarded jobs makes the player switch to pushing to the room directly only when
-//! none is still on its way, so the room runs a player's jobs in the order its packets
-//! came.
+//! # Joining
+//! The whole join is in [`Player::on_connected`]: the lobby picks a room, the room sends
+//! the newcomer its player list and announces it, and the room's queue is handed back to
+//! the handler with [`Session::with_handler`], on the player's own I/O thread. Packets that
+//! arrive before that are kept, in order, and follow the enter into the room.
+//!
+//! # Backpressure
+//! Every room job a player's packet makes carries an [`InFlight`](server_core::InFlight)
+//! guard, released once the room has sent what the packet caused (the tick's flush).
+//! Reading from a player pauses while too many of its jobs are unfinished, so a flood is
+//! slowed by TCP instead of piling up in the room.
 
 use crate::lobby::Lobby;
 use crate::packets::{
@@ -23,8 +26,8 @@ use crate::packets::{
 use crate::room::{GameRoom, RoomJob};
 use log::debug;
 use server_core::{frame, DisconnectReason, HandlerError, JobQueue, Session, SessionHandler};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// A player's id, as the protocol's `int playerId`.
@@ -52,21 +55,11 @@ pub enum PlayerError {
     },
 }
 
-/// The lobby's answer to a newcomer, shared by the player's handler and the lobby's
-/// `enter` job. One small allocation: a player that never sends a packet keeps it until it
-/// leaves, so it must cost little (a `mpsc` channel here cost ~900 bytes per idle player).
-#[derive(Default)]
-pub(crate) struct JoinTicket {
-    /// The room's queue, set once by the lobby.
-    pub(crate) room: OnceLock<JobQueue<GameRoom>>,
-    /// Jobs handed to the lobby and not yet passed on to the room.
-    forwarded: AtomicUsize,
-}
-
 /// Where the player's jobs go.
 enum Seat {
-    /// Waiting for the lobby's answer; jobs go through the lobby meanwhile.
-    Joining(Arc<JoinTicket>),
+    /// Connected, waiting for the lobby's answer: jobs are kept here, in order, and follow
+    /// the enter into the room (their number is bounded by the in-flight limit).
+    Entering(Vec<RoomJob>),
     /// In a room: jobs go straight to its queue.
     InRoom(JobQueue<GameRoom>),
     /// Not connected yet, or left (`C_LeaveGame` or disconnect): jobs are dropped.
@@ -79,6 +72,8 @@ pub struct Player {
     id: PlayerId,
     next_id: Arc<AtomicI32>,
     lobby: JobQueue<Lobby>,
+    /// This connection, for in-flight guards; set on connect.
+    session: Option<Session>,
     seat: Seat,
 }
 
@@ -89,6 +84,7 @@ impl Player {
             id: 0,
             next_id,
             lobby,
+            session: None,
             seat: Seat::Away,
         }
     }
@@ -99,65 +95,71 @@ impl Player {
         self.id
     }
 
-    /// Takes the room from the lobby's answer once it is there and nothing of ours is still
-    /// being forwarded; the ticket is freed then.
-    fn take_seat(&mut self) {
-        if let Seat::Joining(ticket) = &self.seat {
-            // Only this handler adds to `forwarded`, so once it reads 0 nothing of ours is
-            // still in the lobby and pushing to the room directly keeps the order.
-            if ticket.forwarded.load(Ordering::Acquire) == 0 {
-                if let Some(room) = ticket.room.get() {
-                    self.seat = Seat::InRoom(room.clone());
-                }
+    /// The lobby's answer arrived: the room's queue. Jobs kept meanwhile go first.
+    fn take_seat(&mut self, room: JobQueue<GameRoom>) {
+        // Away: the player left before the answer came, and the lobby was told.
+        if let Seat::Entering(early) = std::mem::replace(&mut self.seat, Seat::Away) {
+            for job in early {
+                room.push(job);
             }
+            self.seat = Seat::InRoom(room);
         }
     }
 
-    /// Hands `job` to the player's room, in order with the player's earlier jobs.
-    fn send_to_room(&mut self, job: RoomJob) {
-        self.take_seat();
-        match &self.seat {
+    /// Hands `job` to the player's room, in order with the player's earlier jobs, with an
+    /// in-flight guard the room keeps until what the job caused has been sent.
+    fn push_to_room(&mut self, job: impl FnOnce(&mut GameRoom) + Send + 'static) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        let guard = session.in_flight();
+        let job: RoomJob = Box::new(move |room| {
+            job(room);
+            room.hold_until_flush(guard);
+        });
+        match &mut self.seat {
             Seat::InRoom(room) => room.push(job),
-            Seat::Joining(ticket) => {
-                ticket.forwarded.fetch_add(1, Ordering::AcqRel);
-                let ticket = Arc::clone(ticket);
-                let id = self.id;
-                self.lobby.push(move |lobby| {
-                    lobby.forward(id, job);
-                    ticket.forwarded.fetch_sub(1, Ordering::Release);
-                });
-            }
+            Seat::Entering(early) => early.push(job),
             Seat::Away => {}
         }
     }
 
     /// Leaves the room, if in one; later room packets are ignored.
     fn leave(&mut self) {
-        if matches!(self.seat, Seat::Away) {
-            return;
-        }
         let id = self.id;
-        self.send_to_room(Box::new(move |room| room.leave(id)));
-        self.seat = Seat::Away;
+        match std::mem::replace(&mut self.seat, Seat::Away) {
+            Seat::InRoom(room) => room.push(move |room| room.leave(id)),
+            Seat::Entering(early) => self.lobby.push(move |lobby| lobby.release(id, early)),
+            Seat::Away => {}
+        }
     }
 }
 
 impl SessionHandler for Player {
     fn on_connected(&mut self, session: &Session) {
         self.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.session = Some(session.clone());
+        self.seat = Seat::Entering(Vec::new());
         debug!(
             "player {} connected from {} (session {})",
             self.id,
             session.peer_addr(),
             session.id()
         );
-        let ticket = Arc::new(JoinTicket::default());
-        self.seat = Seat::Joining(Arc::clone(&ticket));
-        let (id, session, lobby) = (self.id, session.clone(), self.lobby.clone());
-        self.lobby
-            .push(move |l| l.enter(&lobby, id, session, &ticket));
-        // The lobby usually ran the enter job right here (its queue was idle).
-        self.take_seat();
+        let (id, session) = (self.id, session.clone());
+        self.lobby.push(move |lobby| {
+            // 1. The lobby picks the room (none once the server is shutting down).
+            let Some(room) = lobby.seat(id) else {
+                session.disconnect();
+                return;
+            };
+            // 2. The room lists everyone to the newcomer and announces it.
+            let newcomer = session.clone();
+            room.push(move |room| room.enter(id, newcomer));
+            // 3. The handler learns its room, on its own I/O thread. If the session closed
+            //    meanwhile, the call is dropped and its on_disconnected releases the seat.
+            let _ = session.with_handler(move |player: &mut Player, _| player.take_seat(room));
+        });
     }
 
     fn on_packet(&mut self, _session: &Session, frame: &[u8]) -> Result<(), HandlerError> {
@@ -184,8 +186,7 @@ impl ServerPacketHandler for Handlers<'_> {
     fn on_c_move(&mut self, packet: C_Move) -> Result<(), PlayerError> {
         let id = self.0.id;
         let pos = [packet.pos_x, packet.pos_y, packet.pos_z];
-        self.0
-            .send_to_room(Box::new(move |room| room.move_to(id, pos)));
+        self.0.push_to_room(move |room| room.move_to(id, pos));
         Ok(())
     }
 
@@ -202,7 +203,7 @@ impl ServerPacketHandler for Handlers<'_> {
                 chars: chat.chat.encode_utf16().count(),
             });
         }
-        self.0.send_to_room(Box::new(move |room| room.chat(&chat)));
+        self.0.push_to_room(move |room| room.chat(&chat));
         Ok(())
     }
 
@@ -211,5 +212,149 @@ impl ServerPacketHandler for Handlers<'_> {
             name: packet.name(),
             id: packet.id(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The join flow without sockets: a real lobby and rooms on a one-thread service (no
+    //! listener), players on `DetachedSession`s; the test plays the I/O thread's part by
+    //! running the handler calls the lobby queued.
+    use super::*;
+    use crate::packets::{C_Move, Packet};
+    use server_core::testing::DetachedSession;
+    use server_core::Service;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    struct World {
+        _service: Service,
+        lobby: JobQueue<Lobby>,
+        next_id: Arc<AtomicI32>,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let service = Service::builder().threads(1).build().unwrap();
+            let counter = || Arc::new(AtomicUsize::new(0));
+            let lobby = Lobby::start(&service.handle(), 0, None, counter(), counter());
+            Self {
+                _service: service,
+                lobby,
+                next_id: Arc::new(AtomicI32::new(1)),
+            }
+        }
+
+        fn connect(&self) -> (Player, DetachedSession) {
+            let mut player = Player::new(self.lobby.clone(), Arc::clone(&self.next_id));
+            let probe = DetachedSession::new();
+            player.on_connected(&probe.session());
+            (player, probe)
+        }
+    }
+
+    /// Waits until `probe` has received `n` packets (the room runs on the service thread).
+    fn packets(probe: &DetachedSession, n: usize) -> Vec<Packet> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            got.extend(
+                probe
+                    .take_frames()
+                    .iter()
+                    .map(|f| Packet::decode(f).unwrap()),
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(got.len(), n, "{got:?}");
+        got
+    }
+
+    /// Runs the lobby's `with_handler` call (the seat) once it has been queued.
+    fn seat(player: &mut Player, probe: &DetachedSession) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while probe.run_handler_calls(player) == 0 {
+            assert!(Instant::now() < deadline, "the lobby never answered");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn c_move(x: f32) -> Vec<u8> {
+        C_Move {
+            pos_x: x,
+            pos_y: 0.0,
+            pos_z: 0.0,
+        }
+        .encode()
+        .unwrap()
+        .to_vec()
+    }
+
+    #[test]
+    fn packets_sent_before_the_seat_follow_the_enter_in_order() {
+        let world = World::new();
+        let (mut a, a_probe) = world.connect();
+        // Two moves arrive before the lobby's answer reached the handler.
+        a.on_packet(&a_probe.session(), &c_move(1.0)).unwrap();
+        a.on_packet(&a_probe.session(), &c_move(2.0)).unwrap();
+        seat(&mut a, &a_probe);
+        let got = packets(&a_probe, 4);
+        assert!(matches!(got[0], Packet::S_PlayerList(_)));
+        assert!(matches!(got[1], Packet::S_BroadcastEnterGame(_)));
+        assert!(matches!(&got[2], Packet::S_BroadcastMove(m) if m.pos_x == 1.0));
+        assert!(matches!(&got[3], Packet::S_BroadcastMove(m) if m.pos_x == 2.0));
+        // Seated: the next packet goes straight to the room.
+        a.on_packet(&a_probe.session(), &c_move(3.0)).unwrap();
+        assert!(matches!(&packets(&a_probe, 1)[0], Packet::S_BroadcastMove(m) if m.pos_x == 3.0));
+    }
+
+    #[test]
+    fn a_player_who_leaves_before_its_seat_comes_still_leaves_the_room() {
+        let world = World::new();
+        let (mut watcher, watcher_probe) = world.connect();
+        seat(&mut watcher, &watcher_probe);
+        packets(&watcher_probe, 2);
+        let (mut quick, quick_probe) = world.connect();
+        quick
+            .on_packet(&quick_probe.session(), &c_move(5.0))
+            .unwrap();
+        quick_probe.close();
+        quick.on_disconnected(&quick_probe.session(), &DisconnectReason::PeerClosed);
+        // The watcher sees it enter, move (the packet it sent) and leave, in that order.
+        let got = packets(&watcher_probe, 3);
+        assert!(matches!(got[0], Packet::S_BroadcastEnterGame(_)));
+        assert!(matches!(&got[1], Packet::S_BroadcastMove(m) if m.pos_x == 5.0));
+        assert!(matches!(got[2], Packet::S_BroadcastLeaveGame(_)));
+        // Its seat call, if it comes at all, changes nothing.
+        quick_probe.run_handler_calls(&mut quick);
+        quick
+            .on_packet(&quick_probe.session(), &c_move(6.0))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(watcher_probe.take_frames().is_empty());
+    }
+
+    #[test]
+    fn leave_game_keeps_the_connection_but_leaves_the_room() {
+        let world = World::new();
+        let (mut a, a_probe) = world.connect();
+        seat(&mut a, &a_probe);
+        let (mut b, b_probe) = world.connect();
+        seat(&mut b, &b_probe);
+        packets(&a_probe, 3);
+        packets(&b_probe, 2);
+        let leave = crate::packets::C_LeaveGame {}.encode().unwrap();
+        a.on_packet(&a_probe.session(), &leave).unwrap();
+        assert!(matches!(
+            packets(&b_probe, 1)[0],
+            Packet::S_BroadcastLeaveGame(_)
+        ));
+        a.on_packet(&a_probe.session(), &c_move(1.0)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            b_probe.take_frames().is_empty(),
+            "moves after leaving are ignored"
+        );
+        assert!(!a_probe.disconnect_requested());
     }
 }
