@@ -28,7 +28,7 @@ pub struct ServerConfig {
     pub threads: Option<u32>,
 
     /// Most connections open at once; further ones are closed at once and logged.
-    #[arg(long, env = "GAME_SERVER_MAX_SESSIONS", default_value_t = 10_000, value_parser = |s: &str| parse_within(s, MAX_SESSIONS))]
+    #[arg(long, env = "GAME_SERVER_MAX_SESSIONS", default_value_t = defaults::MAX_SESSIONS, value_parser = |s: &str| parse_within(s, MAX_SESSIONS))]
     pub max_sessions: usize,
 
     /// Players per room: newcomers join the first room with space, a new room opens when all
@@ -48,7 +48,7 @@ pub struct ServerConfig {
 
     /// Bytes that may wait in one session's send queue; a client reading slower than that
     /// is disconnected. At least 65536, so the largest packet fits.
-    #[arg(long, env = "GAME_SERVER_MAX_SEND_QUEUE", default_value_t = 4 * 1024 * 1024, value_parser = |s: &str| parse_within(s, MAX_SEND_QUEUE))]
+    #[arg(long, env = "GAME_SERVER_MAX_SEND_QUEUE", default_value_t = defaults::MAX_SEND_QUEUE, value_parser = |s: &str| parse_within(s, MAX_SEND_QUEUE))]
     pub max_send_queue: usize,
 
     /// Seconds a client may stay silent before it is disconnected; 0 = never.
@@ -57,7 +57,7 @@ pub struct ServerConfig {
 
     /// Largest packet accepted from a client, header included (4 to 65535); a bigger size
     /// field disconnects it.
-    #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = 65_535, value_parser = |s: &str| parse_within(s, MAX_PACKET_SIZE))]
+    #[arg(long, env = "GAME_SERVER_MAX_PACKET_SIZE", default_value_t = DEFAULT_MAX_PACKET_SIZE, value_parser = |s: &str| parse_within(s, MAX_PACKET_SIZE))]
     pub max_packet_size: u16,
 
     /// Packets per second one client may send, sustained (bursts of as many are allowed);
@@ -89,7 +89,20 @@ pub struct ServerConfig {
     /// HTTP on this HOST:PORT, like 127.0.0.1:9100; off when not given.
     #[arg(long, env = "GAME_SERVER_METRICS_ADDR")]
     pub metrics_addr: Option<ListenAddr>,
+
+    /// On SIGTERM or SIGINT, seconds to let connected players play on while no new one is
+    /// accepted (and /readyz answers 503) before the rest are disconnected; a second signal
+    /// ends the wait. 0 = stop at once. (For the binary: `start` does not read it; code
+    /// drains with `GameServer::drain`.)
+    #[arg(long, env = "GAME_SERVER_DRAIN_TIMEOUT", default_value_t = 0, value_parser = |s: &str| parse_within(s, DRAIN_TIMEOUT))]
+    pub drain_timeout: u64,
 }
+
+/// server-core's largest frame, as the `u16` the flag takes (65,535 fits).
+const DEFAULT_MAX_PACKET_SIZE: u16 = {
+    assert!(defaults::MAX_PACKET_SIZE <= u16::MAX as usize);
+    defaults::MAX_PACKET_SIZE as u16
+};
 
 impl Default for ServerConfig {
     /// The command-line defaults.
@@ -97,18 +110,19 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 7777)).into(),
             threads: None,
-            max_sessions: 10_000,
+            max_sessions: defaults::MAX_SESSIONS,
             room_capacity: 0,
             tick_ms: DEFAULT_TICK_MS,
-            max_send_queue: 4 * 1024 * 1024,
+            max_send_queue: defaults::MAX_SEND_QUEUE,
             idle_timeout: 300,
-            max_packet_size: u16::MAX,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             rate_packets: defaults::PACKETS_PER_SEC,
             rate_bytes: defaults::BYTES_PER_SEC,
             rate_policy: RatePolicy::Throttle,
             rate_grace: defaults::RATE_LIMIT_GRACE.as_secs(),
             max_in_flight: defaults::MAX_IN_FLIGHT,
             metrics_addr: None,
+            drain_timeout: 0,
         }
     }
 }
@@ -131,6 +145,7 @@ impl ServerConfig {
             .and(check(self.rate_grace, RATE_GRACE))
             .and(check(self.max_in_flight, MAX_IN_FLIGHT))
             .and(self.check_rate_bytes_fit_a_packet())
+            .and(check(self.drain_timeout, DRAIN_TIMEOUT))
     }
 
     /// The per-client rate limit these flags describe (`None` with `--rate-packets 0`).
@@ -273,6 +288,12 @@ const MAX_PACKET_SIZE: Bounds<u16> = Bounds {
     flag: "--max-packet-size",
     min: 4,
     max: u16::MAX,
+};
+/// A week: matches of several hours fit; beyond that a drain is an outage.
+const DRAIN_TIMEOUT: Bounds<u64> = Bounds {
+    flag: "--drain-timeout",
+    min: 0,
+    max: 7 * 86_400,
 };
 
 fn check<T: Copy + PartialOrd + Display>(value: T, bounds: Bounds<T>) -> Result<(), ConfigError> {

@@ -43,7 +43,7 @@ use lobby::Lobby;
 use log::info;
 use player::Player;
 use server_core::{JobQueue, Listener, Service};
-use stats::StatsSource;
+use stats::{RoomSizes, StatsSource};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -54,9 +54,10 @@ pub use config::RatePolicy;
 pub use config::{ConfigError, ServerConfig, DEFAULT_TICK_MS};
 pub use listen_addr::{ListenAddr, ParseListenAddrError};
 pub use lobby::RoomId;
+pub use ops::DrainReport;
 pub use player::{PlayerError, PlayerId};
 pub use room::{GameRoom, MAX_PLAYERS_PER_LIST};
-pub use stats::GameStats;
+pub use stats::{GameStats, RoomSizeCounts, ROOM_SIZE_BOUNDS};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -89,6 +90,8 @@ pub struct GameServer {
     stats: StatsSource,
     /// The metrics, health and readiness endpoint, when `--metrics-addr` is set.
     ops: Mutex<Option<ops::Endpoint>>,
+    /// Whether a graceful drain has begun, and with how many players.
+    drain: ops::Drain,
     threads: usize,
     stopped: AtomicBool,
 }
@@ -120,14 +123,14 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     let service = builder.build()?;
     let handle = service.handle();
 
-    let rooms = Arc::new(AtomicUsize::new(0));
+    let room_sizes = Arc::new(RoomSizes::default());
     let players = Arc::new(AtomicUsize::new(0));
     let tick = (config.tick_ms > 0).then(|| Duration::from_millis(config.tick_ms));
     let lobby = Lobby::start(
         &handle,
         config.room_capacity,
         tick,
-        Arc::clone(&rooms),
+        Arc::clone(&room_sizes),
         Arc::clone(&players),
     );
 
@@ -152,12 +155,12 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     let stats = StatsSource {
         service: handle.clone(),
         listener: listener.clone(),
-        rooms,
+        room_sizes,
         players,
     };
     let ops = match metrics_addr {
         Some(addr) => Some(
-            ops::Endpoint::start(addr, stats.clone(), config.max_sessions)
+            ops::Endpoint::start(addr, stats.clone())
                 .map_err(|source| Error::Metrics { addr, source })?,
         ),
         None => None,
@@ -169,6 +172,7 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         lobby,
         stats,
         ops: Mutex::new(ops),
+        drain: ops::Drain::default(),
         stopped: AtomicBool::new(false),
     })
 }
@@ -205,18 +209,80 @@ impl GameServer {
         self.listener.refused_sessions()
     }
 
+    /// Starts a graceful drain: from the moment this returns no new player is accepted
+    /// (the game listener is closed, so connects are refused) and `/readyz` answers
+    /// `503 draining`, while the players already connected play on. Follow it with
+    /// [`wait_drained`](Self::wait_drained) and [`shutdown`](Self::shutdown), or use
+    /// [`drain`](Self::drain) for all three. Idempotent; does nothing after a shutdown.
+    pub fn begin_drain(&self) {
+        if !self.stopped.load(Ordering::Acquire) {
+            self.drain.begin(&self.game_listeners());
+        }
+    }
+
+    /// Whether [`begin_drain`](Self::begin_drain) was called.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.drain.has_begun()
+    }
+
+    /// Waits up to `timeout` for every player to leave; returns true once none is
+    /// connected (at once if none is), false if some still are at the timeout.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        ops::Drain::wait(&self.game_listeners(), timeout)
+    }
+
+    /// A whole graceful drain: [`begin_drain`](Self::begin_drain), then up to `timeout` for
+    /// the players to leave on their own, then [`shutdown`](Self::shutdown), which closes
+    /// those still connected with reason `Shutdown`. Returns (and logs) who left and who
+    /// was cut; an empty report if the server had already shut down.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let server = game_server::start(game_server::ServerConfig::default())?;
+    /// let report = server.drain(std::time::Duration::from_secs(30));
+    /// println!("{} players left, {} were cut", report.left, report.cut);
+    /// # Ok::<(), game_server::Error>(())
+    /// ```
+    pub fn drain(&self, timeout: Duration) -> DrainReport {
+        self.begin_drain();
+        self.wait_drained(timeout);
+        self.stop().unwrap_or_default()
+    }
+
+    /// Stops I/O thread `index` as a fault inside server-core would, so a test can watch
+    /// `/healthz` and the metrics react. Returns false if that thread is not running. Only
+    /// with the `fault-injection` feature, meant for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_loop_fault(&self, index: usize) -> bool {
+        self.service.handle().inject_loop_fault(index)
+    }
+
     /// Stops accepting, lets every session flush what is queued (up to 2 s), closes them all
     /// and joins the I/O threads, then frees the rooms and stops the metrics endpoint.
-    /// Idempotent.
+    /// After [`begin_drain`](Self::begin_drain) it first logs who left during the drain and
+    /// who is cut now. Idempotent.
     pub fn shutdown(&self) {
+        self.stop();
+    }
+
+    /// The shutdown, with the drain's report if one was running.
+    fn stop(&self) -> Option<DrainReport> {
         if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
+            return None;
         }
+        let report = self.drain.end(&self.game_listeners());
         self.service.shutdown();
         self.lobby.push(Lobby::close);
         if let Some(mut endpoint) = self.lock_ops().take() {
             endpoint.stop();
         }
+        report
+    }
+
+    /// The listeners players come through: closed by a drain, counted to see it end.
+    fn game_listeners(&self) -> [&Listener; 1] {
+        [&self.listener]
     }
 
     fn lock_ops(&self) -> std::sync::MutexGuard<'_, Option<ops::Endpoint>> {

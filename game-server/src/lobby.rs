@@ -8,15 +8,17 @@
 //! drops its handle and the room's state is freed once the last player handle is gone.
 //!
 //! Which room has space is decided by [`Seating`], plain data with no queues, so it is
-//! unit-tested on its own.
+//! unit-tested on its own; it also keeps the rooms-by-size counts of the stats, since
+//! every head count changes there.
 
 use crate::player::PlayerId;
 use crate::room::{GameRoom, RoomJob};
+use crate::stats::RoomSizes;
 use log::debug;
 use server_core::{JobQueue, ServiceHandle, WeakJobQueue};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +40,8 @@ pub(crate) struct Seating {
     /// Players seated in each open room, by id, so the oldest room with space comes first.
     rooms: BTreeMap<RoomId, usize>,
     next_room: u32,
+    /// Every head count change, mirrored for the stats (read without a job).
+    sizes: Arc<RoomSizes>,
 }
 
 /// Where a newcomer goes.
@@ -50,11 +54,13 @@ pub(crate) enum Placement {
 }
 
 impl Seating {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// No room yet; every change of a head count is reported to `sizes`.
+    pub(crate) fn new(capacity: usize, sizes: Arc<RoomSizes>) -> Self {
         Self {
             capacity,
             rooms: BTreeMap::new(),
             next_room: 1,
+            sizes,
         }
     }
 
@@ -63,6 +69,7 @@ impl Seating {
         let id = RoomId(self.next_room);
         self.next_room += 1;
         self.rooms.insert(id, 0);
+        self.sizes.room_opened();
         id
     }
 
@@ -76,11 +83,13 @@ impl Seating {
         match with_space {
             Some((&id, players)) => {
                 *players += 1;
+                self.sizes.room_resized(*players - 1, *players);
                 Placement::Existing(id)
             }
             None => {
                 let id = self.open();
                 self.rooms.insert(id, 1);
+                self.sizes.room_resized(0, 1);
                 Placement::Opened(id)
             }
         }
@@ -93,12 +102,22 @@ impl Seating {
         let Some(players) = self.rooms.get_mut(&room) else {
             return false;
         };
-        *players = players.saturating_sub(1);
+        let was = *players;
+        *players = was.saturating_sub(1);
+        self.sizes.room_resized(was, *players);
         if *players == 0 && first != Some(room) {
             self.rooms.remove(&room);
+            self.sizes.room_closed(0);
             return true;
         }
         false
+    }
+
+    /// Closes every room (at shutdown).
+    pub(crate) fn close_all(&mut self) {
+        for players in std::mem::take(&mut self.rooms).into_values() {
+            self.sizes.room_closed(players);
+        }
     }
 
     pub(crate) fn open_rooms(&self) -> usize {
@@ -117,8 +136,6 @@ pub struct Lobby {
     rooms: HashMap<RoomId, JobQueue<GameRoom>>,
     /// The room of every player seated and not yet reported gone.
     seats: HashMap<PlayerId, RoomId>,
-    /// Open rooms, readable without a job (for the stats).
-    room_count: Arc<AtomicUsize>,
     /// Players in rooms, updated by the rooms.
     players: Arc<AtomicUsize>,
     /// Set by [`close`](Self::close): nobody is seated any more.
@@ -132,7 +149,7 @@ impl Lobby {
         service: &ServiceHandle,
         capacity: usize,
         tick: Option<Duration>,
-        room_count: Arc<AtomicUsize>,
+        room_sizes: Arc<RoomSizes>,
         players: Arc<AtomicUsize>,
     ) -> JobQueue<Lobby> {
         let lobby = JobQueue::new(
@@ -140,11 +157,10 @@ impl Lobby {
             Lobby {
                 service: service.clone(),
                 me: None,
-                seating: Seating::new(capacity),
+                seating: Seating::new(capacity, room_sizes),
                 tick,
                 rooms: HashMap::new(),
                 seats: HashMap::new(),
-                room_count,
                 players,
                 closed: false,
             },
@@ -202,7 +218,6 @@ impl Lobby {
         self.seats.remove(&player_id);
         if self.seating.left(room) {
             self.rooms.remove(&room);
-            self.room_count.store(self.rooms.len(), Ordering::Relaxed);
             debug!(
                 "lobby: room {room} is empty and closed ({} open)",
                 self.rooms.len()
@@ -215,8 +230,8 @@ impl Lobby {
     pub(crate) fn close(&mut self) {
         self.closed = true;
         self.rooms.clear();
+        self.seating.close_all();
         self.seats.clear();
-        self.room_count.store(0, Ordering::Relaxed);
     }
 
     fn open_room(&mut self, id: RoomId) {
@@ -228,7 +243,6 @@ impl Lobby {
         }
         self.rooms.insert(id, queue);
         debug_assert_eq!(self.rooms.len(), self.seating.open_rooms());
-        self.room_count.store(self.rooms.len(), Ordering::Relaxed);
         debug!("lobby: room {id} opened ({} open)", self.rooms.len());
     }
 }
@@ -246,10 +260,11 @@ impl fmt::Debug for Lobby {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RoomSizeCounts;
 
     #[test]
     fn rooms_fill_in_order_and_open_when_all_are_full() {
-        let mut seating = Seating::new(2);
+        let mut seating = Seating::new(2, Arc::default());
         assert_eq!(seating.open(), RoomId(1));
         assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
         assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
@@ -263,7 +278,7 @@ mod tests {
 
     #[test]
     fn empty_rooms_close_except_the_first() {
-        let mut seating = Seating::new(1);
+        let mut seating = Seating::new(1, Arc::default());
         seating.open();
         assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
         assert_eq!(seating.seat(), Placement::Opened(RoomId(2)));
@@ -280,11 +295,32 @@ mod tests {
 
     #[test]
     fn capacity_zero_is_one_room_without_limit() {
-        let mut seating = Seating::new(0);
+        let sizes = Arc::new(RoomSizes::default());
+        let mut seating = Seating::new(0, Arc::clone(&sizes));
         seating.open();
         for _ in 0..10_000 {
             assert_eq!(seating.seat(), Placement::Existing(RoomId(1)));
         }
         assert_eq!(seating.open_rooms(), 1);
+        let by_size: Vec<_> = sizes.counts().cumulative().skip(12).collect();
+        assert_eq!(by_size, [(Some(5_000), 0), (Some(10_000), 1), (None, 1)]);
+    }
+
+    #[test]
+    fn room_sizes_follow_every_head_count() {
+        let sizes = Arc::new(RoomSizes::default());
+        let mut seating = Seating::new(2, Arc::clone(&sizes));
+        seating.open();
+        let by_size = || -> Vec<_> { sizes.counts().cumulative().take(3).collect() };
+        assert_eq!(by_size(), [(Some(0), 1), (Some(1), 1), (Some(2), 1)]);
+        for _ in 0..3 {
+            seating.seat(); // room 1 full, room 2 with one
+        }
+        assert_eq!(by_size(), [(Some(0), 0), (Some(1), 1), (Some(2), 2)]);
+        seating.left(RoomId(1));
+        seating.left(RoomId(2)); // empty: closed
+        assert_eq!(by_size(), [(Some(0), 0), (Some(1), 1), (Some(2), 1)]);
+        seating.close_all();
+        assert_eq!(sizes.counts(), RoomSizeCounts::default());
     }
 }

@@ -1,19 +1,23 @@
 //! `cargo run -p game-server`: the GameRoom server on 127.0.0.1:7777.
 //!
 //! Parses the flags, starts the server, logs a summary every 10 s and shuts down gracefully
-//! on SIGINT or SIGTERM. Logging goes through `env_logger` (`RUST_LOG`, default `info`).
+//! on SIGINT or SIGTERM: at once, or after a drain of up to `--drain-timeout` seconds (a
+//! second signal ends the drain). Logging goes through `env_logger` (`RUST_LOG`, default
+//! `info`).
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser;
-use game_server::{GameStats, ServerConfig};
+use game_server::{GameServer, GameStats, ServerConfig};
 use log::{error, info};
 use std::process::ExitCode;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// Interval of the stats line.
+/// Interval of the stats line (and of the progress line during a drain).
 const STATS_EVERY: Duration = Duration::from_secs(10);
+/// Longest a drain waits before it looks for a second signal again.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// The GameRoom server of the ServerCore course, on server-core: players enter a room, see
 /// each other, move and chat (protocol: game-server/PDL.xml). Log level: RUST_LOG
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
     }
 
     game_server::ops::prepare_open_file_limit(&cli.config);
+    let drain_timeout = Duration::from_secs(cli.config.drain_timeout);
     let server = match game_server::start(cli.config) {
         Ok(server) => server,
         Err(e) => {
@@ -55,9 +60,46 @@ fn main() -> ExitCode {
         last = now;
         release_freed_memory();
     }
-    info!("signal received, shutting down");
+    if drain_timeout.is_zero() {
+        info!("signal received, shutting down");
+    } else {
+        info!(
+            "signal received: draining for up to {} s (a second signal stops at once)",
+            drain_timeout.as_secs()
+        );
+        drain(&server, drain_timeout, &stop_rx);
+    }
     server.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Closes the door and waits until every player has left, `timeout` has passed, or a
+/// second signal comes; the shutdown that follows cuts whoever is still there.
+fn drain(server: &GameServer, timeout: Duration, signals: &Receiver<()>) {
+    server.begin_drain();
+    let deadline = Instant::now() + timeout;
+    let mut next_progress = Instant::now() + STATS_EVERY;
+    while !server.wait_drained(SIGNAL_POLL.min(deadline.saturating_duration_since(Instant::now())))
+    {
+        let now = Instant::now();
+        if now >= deadline {
+            info!("drain timeout of {} s reached", timeout.as_secs());
+            return;
+        }
+        // The handler's sender lives as long as the process: only a signal ends this.
+        if signals.try_recv().is_ok() {
+            info!("second signal: stopping now");
+            return;
+        }
+        if now >= next_progress {
+            next_progress = now + STATS_EVERY;
+            info!(
+                "draining: {} sessions still open, {} s left",
+                server.stats().service.sessions,
+                deadline.saturating_duration_since(now).as_secs()
+            );
+        }
+    }
 }
 
 /// Returns heap pages that are free but still mapped to the OS. glibc gives back only the
@@ -75,15 +117,15 @@ fn release_freed_memory() {
 }
 
 /// One line: sessions, rooms, players, and per-second rates since the last line. The
-/// numbers are those `/metrics` serves (one snapshot, `GameServer::stats`). "sends" are
-/// buffers handed to sessions: with a room tick, one batch of packets per player per tick.
+/// numbers are those `/metrics` serves (one snapshot, `GameServer::stats`); packets are
+/// packets: a tick's batch of N packets to one player counts N.
 fn log_stats((t0, s0): (Instant, GameStats), (t1, s1): (Instant, GameStats)) {
     let secs = (t1 - t0).as_secs_f64().max(1e-3);
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     info!(
-        "sessions {} (refused {}) | rooms {} | players {} | packets in {:.0}/s | sends out {:.0}/s | bytes in {:.0}/s, out {:.0}/s | writev {:.0}/s, loop wake-ups {:.0}/s",
+        "sessions {} (refused {}) | rooms {} | players {} | packets in {:.0}/s | packets out {:.0}/s | bytes in {:.0}/s, out {:.0}/s | writev {:.0}/s, loop wake-ups {:.0}/s",
         s1.service.sessions,
-        s1.sessions_refused,
+        s1.service.sessions_refused,
         s1.rooms,
         s1.players,
         rate(s0.service.packets_in, s1.service.packets_in),

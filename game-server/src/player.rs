@@ -237,7 +237,7 @@ mod tests {
         fn new() -> Self {
             let service = Service::builder().threads(1).build().unwrap();
             let counter = || Arc::new(AtomicUsize::new(0));
-            let lobby = Lobby::start(&service.handle(), 0, None, counter(), counter());
+            let lobby = Lobby::start(&service.handle(), 0, None, Arc::default(), counter());
             Self {
                 _service: service,
                 lobby,

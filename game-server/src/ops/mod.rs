@@ -1,24 +1,31 @@
-//! Running the server in production: the open-file limit, and the HTTP endpoint for
-//! metrics, health and readiness (`--metrics-addr`):
+//! Running the server in production: the open-file limit, a graceful drain, and the HTTP
+//! endpoint for metrics, health and readiness (`--metrics-addr`):
 //!
-//! * `GET /metrics`: every counter in the Prometheus text format ([`metrics`]);
-//! * `GET /healthz`: `200` while the service runs, `503` once it is stopping;
-//! * `GET /readyz`: `200` while a new player would be accepted, `503` when
-//!   `--max-sessions` are open or the service is stopping.
+//! * `GET /metrics`: every counter in the Prometheus text format (`metrics.rs`);
+//! * `GET /healthz`: `200` while every I/O thread is alive and none has been busy for more
+//!   than [`LOOP_BUSY_LIMIT`], `503` with the reason otherwise or once the service stops;
+//! * `GET /readyz`: `200` while a new player would be accepted, `503` while draining,
+//!   full (`--max-sessions` open), unhealthy or stopping.
 //!
-//! docs/operations.md explains each metric and how to watch them.
+//! docs/operations.md explains each metric, the drain and how to watch them.
 
+mod drain;
+mod health;
 mod http;
 mod limits;
 mod metrics;
 
 use crate::stats::StatsSource;
+use health::{LoopHealth, Readiness};
 use http::{HttpServer, Limits, Response, Routes};
 use log::info;
 use prometheus_client::registry::Registry;
 use std::io;
 use std::net::SocketAddr;
 
+pub(crate) use drain::Drain;
+pub use drain::DrainReport;
+pub use health::LOOP_BUSY_LIMIT;
 pub use limits::{
     descriptors_needed, open_file_shortfall, prepare_open_file_limit, raise_open_file_limit,
     OpenFileLimit, RESERVED_DESCRIPTORS,
@@ -31,12 +38,32 @@ pub const ENDPOINT_CONNECTIONS: usize = 16;
 struct Pages {
     source: StatsSource,
     registry: Registry,
-    max_sessions: usize,
+}
+
+impl Pages {
+    /// Why the service is unhealthy, or `None`.
+    fn unhealthy(&self) -> Option<String> {
+        if self.source.service.is_stopping() {
+            return Some("stopping".to_owned());
+        }
+        let loops: Vec<LoopHealth> = self.source.loops().iter().map(LoopHealth::from).collect();
+        health::unhealthy(&loops, LOOP_BUSY_LIMIT)
+    }
+
+    fn readiness(&self) -> Readiness {
+        let listener = &self.source.listener;
+        Readiness {
+            stopping: self.source.service.is_stopping(),
+            draining: listener.is_closed(),
+            unhealthy: self.unhealthy(),
+            players: listener.active_sessions(),
+            max_players: listener.max_sessions(),
+        }
+    }
 }
 
 impl Routes for Pages {
     fn get(&self, path: &str) -> Option<Response> {
-        let stopping = self.source.service.is_stopping();
         Some(match path {
             "/metrics" => match metrics::render(&self.registry) {
                 Ok(text) => Response {
@@ -46,13 +73,14 @@ impl Routes for Pages {
                 },
                 Err(_) => Response::text(500, "cannot encode the metrics"),
             },
-            "/healthz" if stopping => Response::text(503, "stopping"),
-            "/healthz" => Response::text(200, "ok"),
-            "/readyz" if stopping => Response::text(503, "stopping"),
-            "/readyz" if self.source.service.stats().sessions >= self.max_sessions => {
-                Response::text(503, "full")
-            }
-            "/readyz" => Response::text(200, "ready"),
+            "/healthz" => match self.unhealthy() {
+                None => Response::text(200, "ok"),
+                Some(reason) => Response::text(503, &reason),
+            },
+            "/readyz" => match health::ready(&self.readiness()) {
+                Ok(()) => Response::text(200, "ready"),
+                Err(reason) => Response::text(503, &reason),
+            },
             _ => return None,
         })
     }
@@ -63,17 +91,9 @@ pub(crate) struct Endpoint(HttpServer);
 
 impl Endpoint {
     /// Serves the pages for the server behind `source` on `addr`, on a thread of its own.
-    pub(crate) fn start(
-        addr: SocketAddr,
-        source: StatsSource,
-        max_sessions: usize,
-    ) -> io::Result<Self> {
+    pub(crate) fn start(addr: SocketAddr, source: StatsSource) -> io::Result<Self> {
         let registry = metrics::registry(source.clone());
-        let pages = Pages {
-            source,
-            registry,
-            max_sessions,
-        };
+        let pages = Pages { source, registry };
         let limits = Limits {
             max_connections: ENDPOINT_CONNECTIONS,
             ..Limits::default()
