@@ -9,7 +9,7 @@ use util::binary::{ServerProcess, BIN};
 use util::{Client, TIMEOUT};
 
 /// Every flag with its environment variable.
-const FLAGS: [(&str, &str); 8] = [
+const FLAGS: [(&str, &str); 10] = [
     ("--addr", "GAME_SERVER_ADDR"),
     ("--threads", "GAME_SERVER_THREADS"),
     ("--max-sessions", "GAME_SERVER_MAX_SESSIONS"),
@@ -18,6 +18,8 @@ const FLAGS: [(&str, &str); 8] = [
     ("--max-send-queue", "GAME_SERVER_MAX_SEND_QUEUE"),
     ("--idle-timeout", "GAME_SERVER_IDLE_TIMEOUT"),
     ("--max-packet-size", "GAME_SERVER_MAX_PACKET_SIZE"),
+    ("--metrics-addr", "GAME_SERVER_METRICS_ADDR"),
+    ("--drain-timeout", "GAME_SERVER_DRAIN_TIMEOUT"),
 ];
 
 #[test]
@@ -105,6 +107,7 @@ fn bad_values_fail_at_start_naming_the_flag() {
     for (var, value, flag) in [
         ("GAME_SERVER_IDLE_TIMEOUT", "-1", "--idle-timeout"),
         ("GAME_SERVER_MAX_PACKET_SIZE", "2", "--max-packet-size"),
+        ("GAME_SERVER_DRAIN_TIMEOUT", "soon", "--drain-timeout"),
     ] {
         fails_naming(Command::new(BIN).env(var, value), flag);
     }

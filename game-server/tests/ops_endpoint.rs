@@ -33,11 +33,54 @@ fn scrape(addr: SocketAddr) -> Scrape {
     parse(&answer.body).unwrap_or_else(|e| panic!("{e}\n{}", answer.body))
 }
 
-#[test]
-fn metrics_move_while_players_chat_and_every_line_parses() {
-    let (server, metrics) = with_endpoint(|_| {});
-    let before = scrape(metrics);
-    for (name, kind) in &before.types {
+/// Every metric the endpoint serves, with its type.
+const METRICS: [(&str, &str); 24] = [
+    ("servercore_loops", "gauge"),
+    ("servercore_loops_alive", "gauge"),
+    ("servercore_sessions", "gauge"),
+    ("servercore_sessions_accepted_total", "counter"),
+    ("servercore_sessions_refused_total", "counter"),
+    ("servercore_disconnects_total", "counter"),
+    ("servercore_received_packets_total", "counter"),
+    ("servercore_received_bytes_total", "counter"),
+    ("servercore_sent_packets_total", "counter"),
+    ("servercore_sent_bytes_total", "counter"),
+    ("servercore_send_queue_bytes", "gauge"),
+    ("servercore_read_calls_total", "counter"),
+    ("servercore_write_calls_total", "counter"),
+    ("servercore_loop_iterations_total", "counter"),
+    ("servercore_rate_limited_packets_total", "counter"),
+    ("servercore_rate_limit_episodes_total", "counter"),
+    ("servercore_read_pauses_total", "counter"),
+    ("servercore_panics_total", "counter"),
+    ("servercore_loop_up", "gauge"),
+    ("servercore_loop_busy_seconds", "gauge"),
+    ("servercore_job_lag_seconds", "histogram"),
+    ("game_rooms", "gauge"),
+    ("game_players", "gauge"),
+    ("game_rooms_by_players", "gauge"),
+];
+
+/// Every disconnect reason, as server-core labels them.
+const REASONS: [&str; 13] = [
+    "peer_closed",
+    "peer_closed_mid_frame",
+    "framing",
+    "handler",
+    "panicked",
+    "slow_reader",
+    "send_queue_overflow",
+    "rate_limited",
+    "idle_timeout",
+    "local",
+    "shutdown",
+    "loop_died",
+    "io",
+];
+
+/// Checks the conventions on every family and the shape of every histogram-like one.
+fn check_conventions(scrape: &Scrape) {
+    for (name, kind) in &scrape.types {
         assert!(
             name.starts_with("servercore_") || name.starts_with("game_"),
             "{name} has no servercore_/game_ prefix"
@@ -47,39 +90,125 @@ fn metrics_move_while_players_chat_and_every_line_parses() {
             name.ends_with("_total"),
             "{name} is a {kind}"
         );
-        assert!(!before.help[name].is_empty(), "{name} has no help");
+        assert!(!scrape.help[name].is_empty(), "{name} has no help");
     }
-    assert_eq!(before.value("servercore_sessions"), 0.0);
-    assert_eq!(before.value("game_rooms"), 1.0);
+    for (name, kind) in METRICS {
+        assert_eq!(
+            scrape.types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        scrape.types.len(),
+        METRICS.len(),
+        "{:?}",
+        scrape.types.keys()
+    );
+    for reason in REASONS {
+        scrape.series("servercore_disconnects_total", &[("reason", reason)]);
+    }
+    for place in ["hook", "task", "job"] {
+        scrape.series("servercore_panics_total", &[("where", place)]);
+    }
+    let loops = scrape.value("servercore_loops");
+    for index in 0..loops as usize {
+        let label = [("loop", &*index.to_string())];
+        scrape.series("servercore_loop_up", &label);
+        assert!(scrape.series("servercore_loop_busy_seconds", &label) >= 0.0);
+    }
+    let lag = cumulative_buckets(scrape, "servercore_job_lag_seconds_bucket");
+    assert_eq!(lag.len(), 26, "1 µs to 16.8 s, then +Inf");
+    assert_eq!(lag[0].0, 1e-6);
+    assert_eq!(
+        lag.last().unwrap().1,
+        scrape.value("servercore_job_lag_seconds_count"),
+        "+Inf holds every observation"
+    );
+    assert!(scrape.value("servercore_job_lag_seconds_sum") >= 0.0);
+    let rooms = cumulative_buckets(scrape, "game_rooms_by_players");
+    assert_eq!(rooms.last().unwrap().1, scrape.value("game_rooms"));
+}
 
+/// The buckets of `name`, checked to be cumulative and to end with `+Inf`.
+fn cumulative_buckets(scrape: &Scrape, name: &str) -> Vec<(f64, f64)> {
+    let buckets = scrape.buckets(name);
+    assert!(!buckets.is_empty(), "no buckets of {name}");
+    assert_eq!(
+        buckets.last().unwrap().0,
+        f64::INFINITY,
+        "{name} ends with +Inf"
+    );
+    for pair in buckets.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].1,
+            "{name} is not cumulative: {buckets:?}"
+        );
+    }
+    buckets
+}
+
+#[test]
+fn metrics_move_while_players_chat_and_every_line_parses() {
+    let (server, metrics) = with_endpoint(|c| c.room_capacity = 2);
+    let before = scrape(metrics);
+    check_conventions(&before);
+    assert_eq!(before.value("servercore_sessions"), 0.0);
+    assert_eq!(before.value("servercore_loops"), 2.0);
+    assert_eq!(before.value("servercore_loops_alive"), 2.0);
+    assert_eq!(before.value("game_rooms"), 1.0);
+    assert_eq!(
+        before.buckets("game_rooms_by_players")[0],
+        (0.0, 1.0),
+        "the first room, empty"
+    );
+
+    // Three players in rooms of two: one room of 2, one of 1.
     let mut clients: Vec<Client> = (0..3)
         .map(|_| Client::enter(server.local_addr()).0)
         .collect();
     for round in 0..10 {
-        for i in 0..clients.len() {
-            clients[i].chat(&format!("round {round}"));
-            for c in &mut clients {
-                assert!(matches!(c.msg(), Msg::Chat { .. } | Msg::Enter { .. }));
-            }
+        for c in &mut clients {
+            c.chat(&format!("round {round}"));
+        }
+        for c in &mut clients {
+            // Each hears its own room: its own chat, and its roommate's.
+            while !matches!(c.msg(), Msg::Chat { id, .. } if id == c.id) {}
         }
     }
     let after = scrape(metrics);
+    check_conventions(&after);
     for (name, kind) in &after.types {
         if kind == "counter" {
-            assert!(after.value(name) >= before.value(name), "{name} went down");
+            for (series, value) in after
+                .samples
+                .iter()
+                .filter(|(s, _)| s.starts_with(name.as_str()))
+            {
+                assert!(*value >= before.samples[series], "{series} went down");
+            }
         }
     }
     assert_eq!(after.value("servercore_sessions"), 3.0);
+    assert_eq!(after.value("servercore_sessions_accepted_total"), 3.0);
     assert_eq!(after.value("game_players"), 3.0);
-    let received = after.value("servercore_packets_received_total");
+    assert_eq!(after.value("game_rooms"), 2.0);
+    let rooms = after.buckets("game_rooms_by_players");
+    assert_eq!(
+        &rooms[..4],
+        [(0.0, 0.0), (1.0, 1.0), (2.0, 2.0), (5.0, 2.0)]
+    );
+    let received = after.value("servercore_received_packets_total");
     assert!(received >= 30.0, "30 chats, {received} packets received");
+    let sent = after.value("servercore_sent_packets_total");
+    assert!(sent >= 50.0, "50 chats delivered, {sent} packets sent");
     for moved in [
         "servercore_received_bytes_total",
         "servercore_sent_bytes_total",
-        "servercore_sends_total",
         "servercore_read_calls_total",
         "servercore_write_calls_total",
         "servercore_loop_iterations_total",
+        "servercore_job_lag_seconds_count",
     ] {
         assert!(
             after.value(moved) > before.value(moved),
@@ -91,20 +220,68 @@ fn metrics_move_while_players_chat_and_every_line_parses() {
     eventually("/metrics and GameServer::stats agree", || {
         let s = server.stats();
         let m = scrape(metrics);
-        m.value("servercore_packets_received_total") == s.service.packets_in as f64
+        m.value("servercore_received_packets_total") == s.service.packets_in as f64
             && m.value("servercore_sent_bytes_total") == s.service.bytes_out as f64
-            && m.value("servercore_sends_total") == s.service.packets_out as f64
+            && m.value("servercore_sent_packets_total") == s.service.packets_out as f64
+            && m.value("servercore_job_lag_seconds_count") == s.service.job_lag.count() as f64
     });
 
-    drop(clients);
+    // Two hang up, one says C_LeaveGame first; each closes its side and reads to the end
+    // (dropping a socket with bytes unread would reset it: reason `io`).
+    let peer_closed =
+        |s: &Scrape| s.series("servercore_disconnects_total", &[("reason", "peer_closed")]);
+    clients[2].leave();
+    for mut client in clients {
+        client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(util::time_until_closed(&mut client.stream, TIMEOUT).is_some());
+    }
     eventually("players leave", || {
-        scrape(metrics).value("game_players") == 0.0
+        let m = scrape(metrics);
+        m.value("game_players") == 0.0 && m.value("servercore_sessions") == 0.0
     });
+    let gone = scrape(metrics);
+    check_conventions(&gone);
+    assert_eq!(peer_closed(&gone) - peer_closed(&before), 3.0);
+    assert_eq!(
+        gone.value("game_rooms"),
+        1.0,
+        "the empty second room closed"
+    );
+    assert_eq!(gone.buckets("game_rooms_by_players")[0], (0.0, 1.0));
     server.shutdown();
     assert!(
         std::net::TcpStream::connect(metrics).is_err(),
         "endpoint still up"
     );
+}
+
+#[test]
+fn a_dead_io_thread_fails_health_and_readiness_and_shows_in_the_metrics() {
+    let (server, metrics) = with_endpoint(|_| {});
+    // Sessions are spread over both threads.
+    let clients: Vec<Client> = (0..4)
+        .map(|_| Client::enter(server.local_addr()).0)
+        .collect();
+    assert_eq!(get(metrics, "/healthz").status, 200);
+    assert!(server.inject_loop_fault(1));
+    eventually("/healthz 503", || get(metrics, "/healthz").status == 503);
+    assert_eq!(get(metrics, "/healthz").body, "I/O thread 1 is dead\n");
+    let ready = get(metrics, "/readyz");
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (503, "unhealthy: I/O thread 1 is dead\n")
+    );
+    let m = scrape(metrics);
+    check_conventions(&m);
+    assert_eq!(m.series("servercore_loop_up", &[("loop", "0")]), 1.0);
+    assert_eq!(m.series("servercore_loop_up", &[("loop", "1")]), 0.0);
+    assert_eq!(m.value("servercore_loops_alive"), 1.0);
+    let died = m.series("servercore_disconnects_total", &[("reason", "loop_died")]);
+    assert!(died >= 1.0, "the dead thread's sessions are closed");
+    assert_eq!(m.value("servercore_sessions") + died, 4.0);
+    // The rest goes on: the listener moved to the live thread.
+    let (_late, _) = Client::enter(server.local_addr());
+    drop(clients);
 }
 
 #[test]
@@ -155,7 +332,7 @@ fn the_binary_serves_metrics_on_the_address_from_its_environment() {
     let (_client, _) = Client::enter(server.addr);
     let scrape = scrape(metrics);
     assert_eq!(scrape.value("servercore_sessions"), 1.0);
-    assert_eq!(scrape.value("servercore_io_threads"), 1.0);
+    assert_eq!(scrape.value("servercore_loops"), 1.0);
     server.terminate();
     assert!(server
         .wait_exit(Duration::from_secs(5))

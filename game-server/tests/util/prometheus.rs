@@ -23,6 +23,29 @@ impl Scrape {
             .get(name)
             .unwrap_or_else(|| panic!("no sample {name}; have {:?}", self.samples.keys()))
     }
+
+    /// The value of one series, `name{label="value",...}` as the exposition writes it;
+    /// panics if it is missing.
+    pub fn series(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let list: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        self.value(&format!("{name}{{{}}}", list.join(",")))
+    }
+
+    /// The `le` buckets of histogram-shaped `name` (`NAME_bucket` of a histogram, or a
+    /// gauge family with an `le` label), sorted by bound: `(bound, value)`.
+    pub fn buckets(&self, name: &str) -> Vec<(f64, f64)> {
+        let mut buckets: Vec<(f64, f64)> = self
+            .samples
+            .iter()
+            .filter_map(|(series, &value)| {
+                let le = series.strip_prefix(name)?.strip_prefix("{le=\"")?;
+                let le = le.strip_suffix("\"}")?;
+                Some((parse_value(le).ok()?, value))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        buckets
+    }
 }
 
 fn is_metric_name(s: &str) -> bool {
