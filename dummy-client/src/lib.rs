@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod connector;
+mod flood;
 mod report;
 mod run;
 mod schedule;
@@ -172,6 +173,17 @@ pub struct Args {
     #[arg(long, value_parser = parse_positive_usize)]
     pub threads: Option<usize>,
 
+    /// Hostile players: extra connections that join first, then send valid packets
+    /// (--flood-mode) as fast as their sockets allow while reading everything, from the
+    /// warmup to the end of the window. They are not counted as sessions; honest delivery
+    /// leaves them out, and the report says what they sent and whether the server cut them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub flooders: u16,
+
+    /// What flooders send: chat (C_Chat "flood") or move (C_Move).
+    #[arg(long, value_enum, default_value_t = Mode::Chat)]
+    pub flood_mode: Mode,
+
     /// Also print the summary as one JSON object, on the last line of stdout (the table then
     /// goes to stderr).
     #[arg(long)]
@@ -240,6 +252,15 @@ pub enum Error {
     /// The client's own networking could not start.
     #[error("cannot start the client's I/O threads: {0}")]
     Service(#[source] server_core::BuildError),
+    /// A flooder could not connect or join.
+    #[error("flooder could not join {addr}: {source}")]
+    Flooder {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -247,7 +268,7 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Unreachable { .. } => 2,
+            Error::Unreachable { .. } | Error::Flooder { .. } => 2,
             Error::Service(_) => 1,
         }
     }

@@ -30,6 +30,12 @@ pub struct Report {
     pub warmup: Duration,
     /// Sessions that joined and were then closed before the end of the run.
     pub disconnects: u64,
+    /// Flooders of the run (`--flooders`).
+    pub flooders: u64,
+    /// Packets the flooders wrote (warmup and window).
+    pub flood_sent: u64,
+    /// Flooders the server closed.
+    pub flooders_cut: u64,
     /// Sends of the window whose own broadcast never came back (or overflowed the FIFO).
     pub lost_measurements: u64,
     /// Send-to-own-broadcast latency in microseconds.
@@ -41,7 +47,7 @@ pub struct Report {
 }
 
 /// The keys of [`Report::to_json`], in order.
-pub const JSON_KEYS: [&str; 13] = [
+pub const JSON_KEYS: [&str; 16] = [
     "connected",
     "failed",
     "sent",
@@ -55,6 +61,9 @@ pub const JSON_KEYS: [&str; 13] = [
     "p999_ms",
     "max_ms",
     "disconnects",
+    "flooders",
+    "flood_sent",
+    "flooders_cut",
 ];
 
 fn per_second(n: u64, window: Duration) -> f64 {
@@ -168,7 +177,7 @@ impl Report {
     /// One flat JSON object with exactly the keys of [`JSON_KEYS`], on one line.
     #[must_use]
     pub fn to_json(&self) -> String {
-        let values: [String; 13] = [
+        let values: [String; 16] = [
             self.connected.to_string(),
             self.failed.to_string(),
             self.sent.to_string(),
@@ -182,6 +191,9 @@ impl Report {
             round(self.latency_ms(0.999), 3).to_string(),
             round(self.max_ms(), 3).to_string(),
             self.disconnects.to_string(),
+            self.flooders.to_string(),
+            self.flood_sent.to_string(),
+            self.flooders_cut.to_string(),
         ];
         let mut out = String::from("{");
         for (i, (key, value)) in JSON_KEYS.iter().zip(values).enumerate() {
@@ -240,6 +252,13 @@ impl Report {
             ("max", self.max_ms()),
         ] {
             let _ = writeln!(t, "    {name:<14}{v:>12.3} ms");
+        }
+        if self.flooders > 0 {
+            let _ = writeln!(
+                t,
+                "  flooders: {} sent {} packets, {} cut by the server",
+                self.flooders, self.flood_sent, self.flooders_cut
+            );
         }
         t
     }
@@ -329,6 +348,9 @@ mod tests {
             window: Duration::from_millis(window_ms),
             warmup: Duration::from_secs(2),
             disconnects: 0,
+            flooders: 0,
+            flood_sent: 0,
+            flooders_cut: 0,
             lost_measurements: 0,
             latency_us: crate::new_histogram(),
             first_connect_error: None,

@@ -8,6 +8,7 @@
 //! the scheduler thread and receive on the I/O threads.
 
 use crate::connector::Connector;
+use crate::flood::{Flood, FloodTotals};
 use crate::report::{Progress, Report};
 use crate::schedule::Scheduler;
 use crate::session::{self, Phase, Shared, Slot, Totals};
@@ -39,6 +40,8 @@ pub(crate) struct Run<'a> {
     connector: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     ticker: Ticker,
+    /// The flooders (`--flooders`), joined before the sessions.
+    flood: Option<Flood>,
 }
 
 impl<'a> Run<'a> {
@@ -57,7 +60,19 @@ impl<'a> Run<'a> {
         }
         let service = builder.build().map_err(Error::Service)?;
 
-        let shared = Arc::new(Shared::new(args.mode));
+        let flood = match args.flooders {
+            0 => None,
+            n => Some(
+                Flood::join(args.addr, usize::from(n), args.flood_mode).map_err(|source| {
+                    Error::Flooder {
+                        addr: args.addr,
+                        source,
+                    }
+                })?,
+            ),
+        };
+        let uncounted = flood.as_ref().map(Flood::player_ids).unwrap_or_default();
+        let shared = Arc::new(Shared::new(args.mode, uncounted));
         let slots: Vec<Arc<Slot>> = (0..args.count).map(|i| Arc::new(Slot::new(i))).collect();
         let (ready_tx, ready_rx) = mpsc::channel();
         let scheduler = Scheduler::new(
@@ -88,6 +103,7 @@ impl<'a> Run<'a> {
             connector,
             scheduler,
             ticker: Ticker::new(started, args),
+            flood,
         })
     }
 
@@ -121,6 +137,9 @@ impl<'a> Run<'a> {
 
     /// Step 2: `--warmup` of traffic that is not counted (Ctrl-C cuts it short).
     pub(crate) fn warm_up(&mut self) {
+        if let Some(flood) = &self.flood {
+            flood.go();
+        }
         let window_start = Instant::now() + self.args.warmup;
         while Instant::now() < window_start && !self.stopped() {
             self.pause(window_start.saturating_duration_since(Instant::now()));
@@ -145,6 +164,9 @@ impl<'a> Run<'a> {
             }
             self.shared.set_phase(Phase::Draining);
             window = begin.elapsed();
+            if let Some(flood) = &self.flood {
+                flood.pause();
+            }
         } else {
             self.shared.set_phase(Phase::Draining);
         }
@@ -183,8 +205,8 @@ impl<'a> Run<'a> {
         let totals = Totals::sum(&self.slots);
         session::drain_samples(&self.slots, &mut self.ticker.latency);
         let args = self.args;
-        let (shared, latency) = self.shut_down();
-        summarize(args, &shared, totals, latency, window)
+        let (shared, latency, flood) = self.shut_down();
+        summarize(args, &shared, totals, latency, window, flood)
     }
 
     /// Instead of step 2 onwards when [`Run::connect`] found the server unreachable: stops
@@ -196,7 +218,7 @@ impl<'a> Run<'a> {
             .first_connect_error()
             .unwrap_or_else(|| format!("no connection within {} s", UNREACHABLE_AFTER.as_secs()));
         let addr = self.args.addr;
-        self.shut_down();
+        let _ = self.shut_down();
         Error::Unreachable { addr, reason }
     }
 
@@ -217,13 +239,14 @@ impl<'a> Run<'a> {
         self.shared.set_phase(Phase::Done);
     }
 
-    /// Ends the progress line and stops the connector, scheduler and I/O threads.
-    fn shut_down(self) -> (Arc<Shared>, Histogram<u64>) {
+    /// Ends the progress line and stops the flooders, connector, scheduler and I/O threads.
+    fn shut_down(self) -> (Arc<Shared>, Histogram<u64>, FloodTotals) {
         self.ticker.finish();
+        let flood = self.flood.map(Flood::finish).unwrap_or_default();
         let _ = self.connector.join();
         let _ = self.scheduler.join();
         self.service.shutdown();
-        (self.shared, self.ticker.latency)
+        (self.shared, self.ticker.latency, flood)
     }
 }
 
@@ -234,6 +257,7 @@ fn summarize(
     totals: Totals,
     latency_us: Histogram<u64>,
     window: Duration,
+    flood: FloodTotals,
 ) -> Report {
     let count = args.count as u64;
     let joined = shared.joined() as u64;
@@ -257,6 +281,9 @@ fn summarize(
         window,
         warmup: args.warmup,
         disconnects: shared.disconnects() as u64,
+        flooders: flood.flooders,
+        flood_sent: flood.sent,
+        flooders_cut: flood.cut,
         lost_measurements: totals.lost_measurements,
         latency_us,
         first_connect_error,

@@ -43,6 +43,8 @@ pub(crate) enum Phase {
 /// Run-wide state: the phase and connection outcomes.
 pub(crate) struct Shared {
     pub(crate) mode: Mode,
+    /// Player ids of the run's flooders: room members no honest session counts on.
+    uncounted: HashSet<i32>,
     phase: AtomicU8,
     closing: AtomicBool,
     initiated: AtomicUsize,
@@ -56,9 +58,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(mode: Mode) -> Self {
+    pub(crate) fn new(mode: Mode, uncounted: HashSet<i32>) -> Self {
         Self {
             mode,
+            uncounted,
             phase: AtomicU8::new(Phase::Warmup as u8),
             closing: AtomicBool::new(false),
             initiated: AtomicUsize::new(0),
@@ -378,7 +381,12 @@ impl ClientSession {
     }
 
     fn publish_room(&self) {
-        let size = u32::try_from(self.members.len().max(1)).unwrap_or(u32::MAX);
+        let honest = self
+            .members
+            .iter()
+            .filter(|id| !self.shared.uncounted.contains(id))
+            .count();
+        let size = u32::try_from(honest.max(1)).unwrap_or(u32::MAX);
         self.slot.room_size.store(size, Ordering::Relaxed);
     }
 
