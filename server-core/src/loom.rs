@@ -1,6 +1,7 @@
 //! Swaps `std` synchronisation for loom's under `--cfg loom`, as tokio does.
 //!
-//! Code whose interleavings we model (the [`JobQueue`](crate::JobQueue) hand-off) imports
+//! Code whose interleavings we model (the [`JobQueue`](crate::JobQueue) hand-off, the
+//! in-flight count that pauses and resumes reading) imports
 //! from here, never from `std::sync` directly, so the same source runs under the model
 //! checker and in production.
 

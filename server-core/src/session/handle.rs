@@ -1,6 +1,7 @@
 //! [`Session`]: the cloneable handle game code uses to send, disconnect and reach the
 //! handler, from any thread or job.
 
+use super::in_flight::InFlightCount;
 use super::SessionHandler;
 use crate::runtime::{Command, HandlerCall, LoopShared};
 use crate::testing::DetachedState;
@@ -9,7 +10,7 @@ use log::error;
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -82,10 +83,8 @@ struct SessionShared {
     /// Bytes in the send queue, published by the owning loop (for handlers' own
     /// backpressure decisions).
     queued: AtomicUsize,
-    /// Live [`InFlight`] guards.
-    in_flight: AtomicU32,
-    /// Guards allowed before reading pauses.
-    max_in_flight: u32,
+    /// Live [`InFlight`] guards, and how many are allowed before reading pauses.
+    in_flight: InFlightCount,
     /// The handler's concrete type, so a `with_handler` for the wrong type fails at once.
     handler_type: Option<(TypeId, &'static str)>,
 }
@@ -118,8 +117,7 @@ impl Session {
                 route: parts.route,
                 closed: AtomicBool::new(false),
                 queued: AtomicUsize::new(0),
-                in_flight: AtomicU32::new(0),
-                max_in_flight: parts.max_in_flight,
+                in_flight: InFlightCount::new(parts.max_in_flight),
                 handler_type: parts.handler_type,
             }),
         }
@@ -291,7 +289,7 @@ impl Session {
     /// ```
     #[must_use = "the work counts as in flight while the guard lives"]
     pub fn in_flight(&self) -> InFlight {
-        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.inner.in_flight.acquire();
         InFlight {
             session: self.clone(),
         }
@@ -300,11 +298,11 @@ impl Session {
     /// Live [`InFlight`] guards of this session.
     #[must_use]
     pub fn in_flight_count(&self) -> u32 {
-        self.inner.in_flight.load(Ordering::Acquire)
+        self.inner.in_flight.get()
     }
 
     pub(crate) fn over_in_flight_limit(&self) -> bool {
-        self.in_flight_count() > self.inner.max_in_flight
+        self.inner.in_flight.over_limit()
     }
 
     pub(crate) fn mark_closed(&self) {
@@ -318,8 +316,7 @@ impl Session {
     /// Releases one guard; on the drop that brings the count back to the limit, tells the
     /// owning loop it may read again.
     fn release_in_flight(&self) {
-        let before = self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if before == self.inner.max_in_flight + 1 {
+        if self.inner.in_flight.release() {
             if let Route::Loop { key, owner } = &self.inner.route {
                 owner.submit(Command::ResumeReading {
                     key: *key,

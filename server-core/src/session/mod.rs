@@ -4,6 +4,7 @@
 mod disconnect;
 mod handle;
 mod handler;
+mod in_flight;
 
 pub use disconnect::{DisconnectKind, DisconnectReason};
 pub use handle::{HandlerCallError, InFlight, Session, SessionId};
