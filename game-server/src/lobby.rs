@@ -1,13 +1,13 @@
 //! The room directory: which rooms exist, how full they are, and who sits where.
 //!
 //! The lobby is itself a [`JobQueue<Lobby>`](server_core::JobQueue), so it needs no lock
-//! either. A newcomer's handler pushes a job that calls [`Lobby::seat`]: the lobby picks the
+//! either. A newcomer's handler pushes a job that calls `Lobby::seat`: the lobby picks the
 //! first room with space (opening one when all are full, or always the one room when the
 //! capacity is 0) and hands back the room's queue. When someone leaves, the room pushes
 //! [`Lobby::left`]; a room other than the first that becomes empty is closed: the lobby
 //! drops its handle and the room's state is freed once the last player handle is gone.
 //!
-//! Which room has space is decided by [`Seating`], plain data with no queues, so it is
+//! Which room has space is decided by `Seating`, plain data with no queues, so it is
 //! unit-tested on its own; it also keeps the rooms-by-size counts of the stats, since
 //! every head count changes there.
 

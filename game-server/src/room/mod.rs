@@ -184,7 +184,7 @@ impl GameRoom {
         }
     }
 
-    /// Sends everything broadcast since the last flush: one concatenated [`Bytes`], one
+    /// Sends everything broadcast since the last flush: one concatenated [`Bytes`](bytes::Bytes), one
     /// send per member (a member who joined meanwhile gets the part from its entry on).
     /// Does nothing when nothing is pending.
     pub fn flush(&mut self) {
