@@ -204,7 +204,11 @@ impl SessionHandler for Burster {
     }
 }
 
-fn burster_service(burst: usize) -> (Service, server_core::Listener, mpsc::Receiver<String>) {
+/// One I/O thread, a 1 MiB send cap and a 500 ms stall timeout, with handlers from
+/// `factory`; the handlers report disconnect reasons on the returned channel.
+fn slow_reader_service<H: SessionHandler>(
+    factory: impl Fn(Sender<String>) -> H + Send + Sync + 'static,
+) -> (Service, server_core::Listener, mpsc::Receiver<String>) {
     let service = Service::builder()
         .threads(1)
         .max_send_queue(1 << 20)
@@ -213,12 +217,13 @@ fn burster_service(burst: usize) -> (Service, server_core::Listener, mpsc::Recei
         .unwrap();
     let (tx, reasons) = mpsc::channel();
     let listener = service
-        .listen("127.0.0.1:0".parse().unwrap(), move || Burster {
-            burst,
-            reasons: tx.clone(),
-        })
+        .listen("127.0.0.1:0".parse().unwrap(), move || factory(tx.clone()))
         .unwrap();
     (service, listener, reasons)
+}
+
+fn burster_service(burst: usize) -> (Service, server_core::Listener, mpsc::Receiver<String>) {
+    slow_reader_service(move |reasons| Burster { burst, reasons })
 }
 
 #[test]
@@ -262,16 +267,7 @@ fn a_reader_that_stays_behind_is_cut_after_the_stall_timeout() {
             let _ = self.0.send(reason.to_string());
         }
     }
-    let service = Service::builder()
-        .threads(1)
-        .max_send_queue(1 << 20)
-        .send_stall_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let (tx, reasons) = mpsc::channel();
-    let listener = service
-        .listen("127.0.0.1:0".parse().unwrap(), move || Streamer(tx.clone()))
-        .unwrap();
+    let (service, listener, reasons) = slow_reader_service(Streamer);
     let mut never_reads = connect(&listener);
     write_all(&mut never_reads, &frame(1, b"go"));
     let reason = reasons.recv_timeout(TIMEOUT).unwrap();

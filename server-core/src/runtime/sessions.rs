@@ -75,8 +75,22 @@ impl EventLoop {
             self.refuse_adoption(adoption, "the service is shutting down");
             return;
         }
+        let key = self.sessions.vacant_key();
+        let mut adoption = adoption;
+        if let Err(e) = self.poll.registry().register(
+            &mut adoption.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            error!(
+                "failed to register session from {}: {e}",
+                adoption.peer_addr
+            );
+            self.refuse_adoption(adoption, "registering the socket failed");
+            return;
+        }
         let Adoption {
-            mut stream,
+            stream,
             peer_addr,
             handler,
             limits,
@@ -85,27 +99,6 @@ impl EventLoop {
             listener,
             connecting,
         } = adoption;
-        let vacant = self.sessions.vacant_entry();
-        let key = vacant.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            error!("failed to register session from {peer_addr}: {e}");
-            let adoption = Adoption {
-                stream,
-                peer_addr,
-                handler,
-                limits,
-                max_in_flight,
-                handler_type,
-                listener,
-                connecting,
-            };
-            self.refuse_adoption(adoption, "registering the socket failed");
-            return;
-        }
         let id = SessionId::next();
         let session = Session::new(SessionParts {
             id,
@@ -124,7 +117,7 @@ impl EventLoop {
             Phase::Open
         };
         let conn = Connection::new(&limits, phase, self.now);
-        vacant.insert(SessionEntry {
+        self.sessions.insert(SessionEntry {
             stream,
             session,
             handler,
