@@ -257,7 +257,6 @@ fn a_panic_in_on_disconnected_is_logged_and_the_thread_goes_on() {
     assert_eq!(setup.reason(), "closed by peer");
     assert!(wait_until(TIMEOUT, || setup.service.stats().hook_panics == 1));
     setup.everyone_else_is_served(&mut bystander);
-    assert_eq!(setup.service.stats().sessions, 2, "bystander and newcomer");
 }
 
 #[test]
