@@ -96,6 +96,17 @@ pub struct ServerConfig {
     /// drains with `GameServer::drain`.)
     #[arg(long, env = "GAME_SERVER_DRAIN_TIMEOUT", default_value_t = 0, value_parser = |s: &str| parse_within(s, DRAIN_TIMEOUT))]
     pub drain_timeout: u64,
+
+    /// Share rooms with every other game-server pointing at this Redis, as
+    /// redis://HOST:PORT (docs/scaling.md). Off when not given: one process, as without it.
+    /// An unreachable Redis fails the start.
+    #[arg(long, env = "GAME_SERVER_CLUSTER", value_name = "URL", value_parser = parse_cluster_url)]
+    pub cluster: Option<String>,
+
+    /// Seconds after which a clustered process that stopped heartbeating (killed, cut
+    /// off) counts as gone and its players leave everywhere; it heartbeats every third.
+    #[arg(long, env = "GAME_SERVER_CLUSTER_TTL", value_name = "SECS", default_value_t = 5, value_parser = |s: &str| parse_within(s, CLUSTER_TTL))]
+    pub cluster_ttl: u64,
 }
 
 /// server-core's largest frame, as the `u16` the flag takes (65,535 fits).
@@ -123,6 +134,9 @@ impl Default for ServerConfig {
             max_in_flight: defaults::MAX_IN_FLIGHT,
             metrics_addr: None,
             drain_timeout: 0,
+
+            cluster: None,
+            cluster_ttl: 5,
         }
     }
 }
@@ -144,8 +158,17 @@ impl ServerConfig {
             .and(check(self.rate_bytes, RATE_BYTES))
             .and(check(self.rate_grace, RATE_GRACE))
             .and(check(self.max_in_flight, MAX_IN_FLIGHT))
+            .and(check(self.cluster_ttl, CLUSTER_TTL))
             .and(self.check_rate_bytes_fit_a_packet())
             .and(check(self.drain_timeout, DRAIN_TIMEOUT))
+            .and(self.cluster.as_deref().map_or(Ok(()), |url| {
+                parse_cluster_url(url)
+                    .map(drop)
+                    .map_err(|reason| ConfigError {
+                        flag: "--cluster",
+                        reason,
+                    })
+            }))
     }
 
     /// The per-client rate limit these flags describe (`None` with `--rate-packets 0`).
@@ -284,6 +307,13 @@ const MAX_IN_FLIGHT: Bounds<u32> = Bounds {
     min: 1,
     max: 1 << 20,
 };
+/// Under a second the heartbeats would flood Redis; over five minutes a dead process's
+/// players would linger far too long.
+const CLUSTER_TTL: Bounds<u64> = Bounds {
+    flag: "--cluster-ttl",
+    min: 1,
+    max: 300,
+};
 const MAX_PACKET_SIZE: Bounds<u16> = Bounds {
     flag: "--max-packet-size",
     min: 4,
@@ -305,6 +335,16 @@ fn check<T: Copy + PartialOrd + Display>(value: T, bounds: Bounds<T>) -> Result<
             reason: format!("{value} is not in {}..={}", bounds.min, bounds.max),
         })
     }
+}
+
+/// A Redis URL the client accepts (redis://HOST:PORT, with an optional /DB).
+fn parse_cluster_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if !s.starts_with("redis://") {
+        return Err(format!("`{s}` is not a redis://HOST:PORT URL"));
+    }
+    redis::Client::open(s).map_err(|e| format!("`{s}`: {e}"))?;
+    Ok(s.to_owned())
 }
 
 /// Parses a flag's value and checks its bounds; clap adds the flag's name to the message.

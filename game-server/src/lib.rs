@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod cluster;
 mod config;
 mod listen_addr;
 pub mod lobby;
@@ -45,11 +46,12 @@ use player::Player;
 use server_core::{JobQueue, Listener, Service};
 use stats::{RoomSizes, StatsSource};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 
+pub use cluster::{ClusterError, ClusterStats};
 pub use config::RatePolicy;
 pub use config::{ConfigError, ServerConfig, DEFAULT_TICK_MS};
 pub use listen_addr::{ListenAddr, ParseListenAddrError};
@@ -71,6 +73,9 @@ pub enum Error {
     /// A setting is out of bounds or an address does not resolve.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Redis could not be joined (`--cluster`).
+    #[error("--cluster: {0}")]
+    Cluster(#[from] ClusterError),
     /// The metrics endpoint could not start (`--metrics-addr`).
     #[error("--metrics-addr: cannot serve on {addr}: {source}")]
     Metrics {
@@ -92,6 +97,8 @@ pub struct GameServer {
     ops: Mutex<Option<ops::Endpoint>>,
     /// Whether a graceful drain has begun, and with how many players.
     drain: ops::Drain,
+    /// The cluster membership, when `--cluster` is set.
+    cluster: Option<cluster::Cluster>,
     threads: usize,
     stopped: AtomicBool,
 }
@@ -102,9 +109,18 @@ pub struct GameServer {
 /// # Errors
 /// [`Error::Config`] if a setting is out of bounds ([`ServerConfig::validate`]) or
 /// `config.addr` does not resolve, [`Error::Build`] if the I/O threads cannot start,
-/// [`Error::Listen`] if the address cannot be bound.
+/// [`Error::Listen`] if the address cannot be bound, [`Error::Cluster`] if `--cluster` is
+/// set and Redis does not answer.
 pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     config.validate()?;
+    let cluster = match &config.cluster {
+        Some(url) => Some(cluster::Cluster::connect(cluster::ClusterConfig {
+            url: url.clone(),
+            ttl: Duration::from_secs(config.cluster_ttl),
+            room_capacity: config.room_capacity,
+        })?),
+        None => None,
+    };
     let addr = config::resolve("--addr", &config.addr)?;
     let metrics_addr = match &config.metrics_addr {
         Some(addr) => Some(config::resolve("--metrics-addr", addr)?),
@@ -132,12 +148,19 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         tick,
         Arc::clone(&room_sizes),
         Arc::clone(&players),
+        cluster.as_ref().map(cluster::Cluster::lobby_link),
     );
+    let ids = match &cluster {
+        Some(cluster) => {
+            cluster.run(lobby.downgrade())?;
+            cluster.player_ids()
+        }
+        None => Arc::new(cluster::PlayerIds::local()),
+    };
 
-    let next_id = Arc::new(AtomicI32::new(1));
     let factory_lobby = lobby.clone();
     let listener = service.listen(addr, move || {
-        Player::new(factory_lobby.clone(), Arc::clone(&next_id))
+        Player::new(factory_lobby.clone(), Arc::clone(&ids))
     })?;
     info!(
         "game-server listening on {} with {} I/O threads (room capacity {}, tick {})",
@@ -173,6 +196,7 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         stats,
         ops: Mutex::new(ops),
         drain: ops::Drain::default(),
+        cluster,
         stopped: AtomicBool::new(false),
     })
 }
@@ -201,6 +225,12 @@ impl GameServer {
     #[must_use]
     pub fn stats(&self) -> GameStats {
         self.stats.snapshot()
+    }
+
+    /// The cluster's counters, when started with `cluster` (see docs/scaling.md).
+    #[must_use]
+    pub fn cluster_stats(&self) -> Option<ClusterStats> {
+        self.cluster.as_ref().map(cluster::Cluster::stats)
     }
 
     /// Connections refused so far because `max_sessions` were open.
@@ -274,6 +304,9 @@ impl GameServer {
         let report = self.drain.end(&self.game_listeners());
         self.service.shutdown();
         self.lobby.push(Lobby::close);
+        if let Some(cluster) = &self.cluster {
+            cluster.stop();
+        }
         if let Some(mut endpoint) = self.lock_ops().take() {
             endpoint.stop();
         }

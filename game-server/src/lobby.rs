@@ -11,12 +11,13 @@
 //! unit-tested on its own; it also keeps the rooms-by-size counts of the stats, since
 //! every head count changes there.
 
+use crate::cluster::{ClusterSeats, LobbyLink, ProcessId, SeatAnswer};
 use crate::player::PlayerId;
 use crate::room::{GameRoom, RoomJob};
 use crate::stats::RoomSizes;
-use log::debug;
+use log::{debug, warn};
 use server_core::{JobQueue, ServiceHandle, WeakJobQueue};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -95,6 +96,29 @@ impl Seating {
         }
     }
 
+    /// Counts a newcomer in `room`, chosen elsewhere (by the cluster); returns whether the
+    /// room had to be opened here.
+    pub(crate) fn seat_in(&mut self, room: RoomId) -> bool {
+        self.next_room = self.next_room.max(room.0 + 1);
+        let opened = !self.rooms.contains_key(&room);
+        if opened {
+            self.sizes.room_opened();
+        }
+        let players = self.rooms.entry(room).or_insert(0);
+        *players += 1;
+        self.sizes.room_resized(*players - 1, *players);
+        opened
+    }
+
+    /// The first open room with space for one more, if any (without seating anyone).
+    pub(crate) fn with_space(&self) -> Option<RoomId> {
+        let capacity = self.capacity;
+        self.rooms
+            .iter()
+            .find(|(_, players)| capacity == 0 || **players < capacity)
+            .map(|(&id, _)| id)
+    }
+
     /// Someone left `room`; returns true if the room is now empty and closed (never the
     /// first room).
     pub(crate) fn left(&mut self, room: RoomId) -> bool {
@@ -125,6 +149,10 @@ impl Seating {
     }
 }
 
+/// What to do once a player is seated: it gets its room's queue, or `None` when it cannot
+/// be seated (shutting down, or no room has space while Redis is away).
+pub(crate) type Seated = Box<dyn FnOnce(Option<JobQueue<GameRoom>>) + Send>;
+
 /// The room directory, owned by a [`JobQueue<Lobby>`](server_core::JobQueue).
 pub struct Lobby {
     service: ServiceHandle,
@@ -140,18 +168,26 @@ pub struct Lobby {
     players: Arc<AtomicUsize>,
     /// Set by [`close`](Self::close): nobody is seated any more.
     closed: bool,
+    /// In a cluster: seats are decided with the other processes (`None`: one process).
+    cluster: Option<ClusterSeats>,
 }
 
 impl Lobby {
     /// Starts the lobby's queue with its first room. `capacity` 0 means one room without
-    /// limit; `tick` sets the rooms' flush interval (`None`: send at once).
+    /// limit; `tick` sets the rooms' flush interval (`None`: send at once); `cluster`
+    /// shares the rooms with other processes.
     pub(crate) fn start(
         service: &ServiceHandle,
         capacity: usize,
         tick: Option<Duration>,
         room_sizes: Arc<RoomSizes>,
         players: Arc<AtomicUsize>,
+        cluster: Option<LobbyLink>,
     ) -> JobQueue<Lobby> {
+        let first_peers = cluster
+            .as_ref()
+            .map(|c| c.room_one_peers.clone())
+            .unwrap_or_default();
         let lobby = JobQueue::new(
             service,
             Lobby {
@@ -163,13 +199,14 @@ impl Lobby {
                 seats: HashMap::new(),
                 players,
                 closed: false,
+                cluster: cluster.map(ClusterSeats::new),
             },
         );
         let me = lobby.downgrade();
         lobby.push(move |lobby| {
             lobby.me = Some(me);
             let first = lobby.seating.open();
-            lobby.open_room(first);
+            lobby.open_room(first, &first_peers);
         });
         lobby
     }
@@ -181,25 +218,103 @@ impl Lobby {
     }
 
     /// Seats player `player_id`: picks its room (opening one if every room is full) and
-    /// returns the room's queue. `None` once the lobby is closed (shutting down).
-    pub(crate) fn seat(&mut self, player_id: PlayerId) -> Option<JobQueue<GameRoom>> {
+    /// gives `then` the room's queue, or `None` once the lobby is closed (shutting down).
+    /// In a cluster the room is picked with the other processes and `then` runs when the
+    /// answer comes and the room is ready for newcomers.
+    pub(crate) fn seat(&mut self, player_id: PlayerId, then: Seated) {
         if self.closed {
-            return None;
+            return then(None);
+        }
+        if let Some(cluster) = &mut self.cluster {
+            return cluster.ask(player_id, then);
         }
         let room = match self.seating.seat() {
             Placement::Existing(room) => room,
             Placement::Opened(room) => {
-                self.open_room(room);
+                self.open_room(room, &[]);
                 room
             }
         };
         self.seats.insert(player_id, room);
-        self.rooms.get(&room).cloned()
+        then(self.rooms.get(&room).cloned());
+    }
+
+    /// The cluster's answer to the seat request of `player_id`.
+    pub(crate) fn cluster_seated(&mut self, player_id: PlayerId, answer: SeatAnswer) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let Some(then) = cluster.answered(player_id) else {
+            // It left meanwhile: give the seat back.
+            if let SeatAnswer::Room { room, .. } = answer {
+                cluster.link.left(room);
+            }
+            return;
+        };
+        if self.closed {
+            return then(None);
+        }
+        let (room, peers) = match answer {
+            SeatAnswer::Room { room, peers } => (room, peers),
+            SeatAnswer::Unreachable => match self.seating.with_space() {
+                Some(room) => {
+                    cluster.link.seated_here(room);
+                    (room, Vec::new())
+                }
+                None => {
+                    if let Some(left_out) = cluster.log_refusal() {
+                        warn!(
+                            "lobby: Redis is away and every room open here is full;                              player {player_id} turned away ({left_out} more since the last report)"
+                        );
+                    }
+                    return then(None);
+                }
+            },
+        };
+        if self.seating.seat_in(room) {
+            self.open_room(room, &peers);
+        }
+        self.seats.insert(player_id, room);
+        match &mut self.cluster {
+            Some(cluster) if !cluster.is_ready(room) => cluster.wait(room, player_id, then),
+            _ => then(self.rooms.get(&room).cloned()),
+        }
+    }
+
+    /// A room opened in a cluster has heard from the processes already in it: the players
+    /// waiting for it enter.
+    pub(crate) fn room_ready(&mut self, room: RoomId) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let waiting = cluster.ready(room);
+        let queue = self.rooms.get(&room);
+        for (_, then) in waiting {
+            then(queue.cloned());
+        }
+    }
+
+    /// The processes alive at the cluster's last heartbeat, for every room (see
+    /// [`GameRoom::cluster_peers`]).
+    pub(crate) fn cluster_peers(&mut self, live: &Arc<HashSet<ProcessId>>, grace: bool) {
+        for room in self.rooms.values() {
+            let live = Arc::clone(live);
+            room.push(move |room| room.cluster_peers(&live, grace));
+        }
     }
 
     /// A player who leaves before its handler learnt its room: the jobs it made meanwhile
     /// and then its leave go to the room it was seated in, in that order.
     pub(crate) fn release(&mut self, player_id: PlayerId, early: Vec<RoomJob>) {
+        if let Some(cluster) = &mut self.cluster {
+            if cluster.forget_asking(player_id) {
+                return;
+            }
+            if let Some(room) = cluster.forget_waiting(player_id) {
+                // Seated but never entered: only the head count changes.
+                return self.left(room, player_id);
+            }
+        }
         let room = self.seats.get(&player_id).and_then(|id| self.rooms.get(id));
         match room {
             Some(room) => {
@@ -216,8 +331,14 @@ impl Lobby {
     /// empty is closed.
     pub fn left(&mut self, room: RoomId, player_id: PlayerId) {
         self.seats.remove(&player_id);
+        if let Some(cluster) = &self.cluster {
+            cluster.link.left(room);
+        }
         if self.seating.left(room) {
             self.rooms.remove(&room);
+            if let Some(cluster) = &mut self.cluster {
+                cluster.closed(room);
+            }
             debug!(
                 "lobby: room {room} is empty and closed ({} open)",
                 self.rooms.len()
@@ -229,17 +350,34 @@ impl Lobby {
     /// the cycle at shutdown); nobody is seated afterwards.
     pub(crate) fn close(&mut self) {
         self.closed = true;
+        if let Some(cluster) = &mut self.cluster {
+            for then in cluster.drain() {
+                then(None);
+            }
+        }
         self.rooms.clear();
         self.seating.close_all();
         self.seats.clear();
     }
 
-    fn open_room(&mut self, id: RoomId) {
-        let room = GameRoom::new(id, self.tick, Arc::clone(&self.players));
+    /// Opens room `id` here; in a cluster it subscribes to the room's channel and is ready
+    /// once `peers` (the processes with players in it) sent their snapshots.
+    fn open_room(&mut self, id: RoomId, peers: &[ProcessId]) {
+        let mut room = GameRoom::new(id, self.tick, Arc::clone(&self.players));
+        if let Some(cluster) = &self.cluster {
+            room.join_cluster(Arc::clone(&cluster.link.bus));
+        }
         let queue = JobQueue::new(&self.service, room);
         let me = queue.downgrade();
         if let Some(lobby) = self.me.as_ref().and_then(WeakJobQueue::upgrade) {
             queue.push(move |room| room.attach(me, lobby));
+        }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.opened(id);
+            cluster
+                .link
+                .routes
+                .open(id, queue.downgrade(), peers.to_vec());
         }
         self.rooms.insert(id, queue);
         debug_assert_eq!(self.rooms.len(), self.seating.open_rooms());

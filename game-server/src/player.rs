@@ -19,14 +19,14 @@
 //! Reading from a player pauses while too many of its jobs are unfinished, so a flood is
 //! slowed by TCP instead of piling up in the room.
 
+use crate::cluster::PlayerIds;
 use crate::lobby::Lobby;
 use crate::packets::{
     dispatch_server, C_Chat, C_LeaveGame, C_Move, DecodeError, Packet, S_Chat, ServerPacketHandler,
 };
 use crate::room::{GameRoom, RoomJob};
-use log::debug;
+use log::{debug, warn};
 use server_core::{frame, DisconnectReason, HandlerError, JobQueue, Session, SessionHandler};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -70,7 +70,7 @@ enum Seat {
 /// lobby, and turns `C_Move`, `C_Chat` and `C_LeaveGame` into room jobs.
 pub struct Player {
     id: PlayerId,
-    next_id: Arc<AtomicI32>,
+    ids: Arc<PlayerIds>,
     lobby: JobQueue<Lobby>,
     /// This connection, for in-flight guards; set on connect.
     session: Option<Session>,
@@ -78,11 +78,11 @@ pub struct Player {
 }
 
 impl Player {
-    /// A handler for one accepted connection; `next_id` hands out player ids.
-    pub(crate) fn new(lobby: JobQueue<Lobby>, next_id: Arc<AtomicI32>) -> Self {
+    /// A handler for one accepted connection; `ids` hands out player ids.
+    pub(crate) fn new(lobby: JobQueue<Lobby>, ids: Arc<PlayerIds>) -> Self {
         Self {
             id: 0,
-            next_id,
+            ids,
             lobby,
             session: None,
             seat: Seat::Away,
@@ -137,7 +137,16 @@ impl Player {
 
 impl SessionHandler for Player {
     fn on_connected(&mut self, session: &Session) {
-        self.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(id) = self.ids.next() else {
+            // A cluster process whose id blocks ran out while Redis is away.
+            warn!(
+                "player from {} turned away: no player id left until Redis is back",
+                session.peer_addr()
+            );
+            session.disconnect();
+            return;
+        };
+        self.id = id;
         self.session = Some(session.clone());
         self.seat = Seat::Entering(Vec::new());
         debug!(
@@ -148,17 +157,25 @@ impl SessionHandler for Player {
         );
         let (id, session) = (self.id, session.clone());
         self.lobby.push(move |lobby| {
-            // 1. The lobby picks the room (none once the server is shutting down).
-            let Some(room) = lobby.seat(id) else {
-                session.disconnect();
-                return;
-            };
-            // 2. The room lists everyone to the newcomer and announces it.
-            let newcomer = session.clone();
-            room.push(move |room| room.enter(id, newcomer));
-            // 3. The handler learns its room, on its own I/O thread. If the session closed
-            //    meanwhile, the call is dropped and its on_disconnected releases the seat.
-            let _ = session.with_handler(move |player: &mut Player, _| player.take_seat(room));
+            // 1. The lobby picks the room (none once the server is shutting down); in a
+            //    cluster the answer comes later, once the room is ready for newcomers.
+            lobby.seat(
+                id,
+                Box::new(move |room| {
+                    let Some(room) = room else {
+                        session.disconnect();
+                        return;
+                    };
+                    // 2. The room lists everyone to the newcomer and announces it.
+                    let newcomer = session.clone();
+                    room.push(move |room| room.enter(id, newcomer));
+                    // 3. The handler learns its room, on its own I/O thread. If the session
+                    //    closed meanwhile, the call is dropped and its on_disconnected
+                    //    releases the seat.
+                    let _ =
+                        session.with_handler(move |player: &mut Player, _| player.take_seat(room));
+                }),
+            );
         });
     }
 
@@ -230,23 +247,23 @@ mod tests {
     struct World {
         _service: Service,
         lobby: JobQueue<Lobby>,
-        next_id: Arc<AtomicI32>,
+        ids: Arc<PlayerIds>,
     }
 
     impl World {
         fn new() -> Self {
             let service = Service::builder().threads(1).build().unwrap();
             let counter = || Arc::new(AtomicUsize::new(0));
-            let lobby = Lobby::start(&service.handle(), 0, None, Arc::default(), counter());
+            let lobby = Lobby::start(&service.handle(), 0, None, Arc::default(), counter(), None);
             Self {
                 _service: service,
                 lobby,
-                next_id: Arc::new(AtomicI32::new(1)),
+                ids: Arc::new(PlayerIds::local()),
             }
         }
 
         fn connect(&self) -> (Player, DetachedSession) {
-            let mut player = Player::new(self.lobby.clone(), Arc::clone(&self.next_id));
+            let mut player = Player::new(self.lobby.clone(), Arc::clone(&self.ids));
             let probe = DetachedSession::new();
             player.on_connected(&probe.session());
             (player, probe)

@@ -14,6 +14,7 @@
 //! A room needs no network to run: its members are [`Session`]s, and the unit tests
 //! (`tests.rs`) drive it with [`server_core::testing::DetachedSession`]s.
 
+mod cluster;
 mod outbox;
 mod player_list;
 #[cfg(test)]
@@ -26,7 +27,7 @@ use crate::packets::{
     EncodeError, S_BroadcastEnterGame, S_BroadcastLeaveGame, S_BroadcastMove, S_Chat,
 };
 use crate::player::PlayerId;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use log::{debug, error};
 use outbox::Outbox;
 use player_list::player_lists;
@@ -64,6 +65,8 @@ pub struct GameRoom {
     lobby: Option<JobQueue<Lobby>>,
     /// Players in rooms, over the whole server (for the stats).
     players: Arc<AtomicUsize>,
+    /// The room's part in a cluster; `None` in a single process.
+    cluster: Option<Box<cluster::RoomLink>>,
 }
 
 impl GameRoom {
@@ -78,6 +81,7 @@ impl GameRoom {
             me: None,
             lobby: None,
             players,
+            cluster: None,
         }
     }
 
@@ -119,8 +123,13 @@ impl GameRoom {
             pos: [0.0; 3],
             joined_at: self.outbox.pending_len(),
         };
-        let others = self.members.iter().map(|(&id, m)| (id, m.pos));
-        for list in player_lists((player_id, me.pos), others) {
+        let lists = if self.cluster.is_none() {
+            let others = self.members.iter().map(|(&id, m)| (id, m.pos));
+            player_lists((player_id, me.pos), others)
+        } else {
+            player_lists((player_id, me.pos), self.everyone_else().into_iter())
+        };
+        for list in lists {
             match encode_with(|buf| list.encode_into(buf)) {
                 Ok(frame) => me.session.send(frame),
                 Err(e) => error!("room {}: cannot encode S_PlayerList: {e:?}", self.id),
@@ -191,6 +200,9 @@ impl GameRoom {
         let Some(all) = self.outbox.take() else {
             return;
         };
+        if self.cluster.is_some() {
+            self.publish_own();
+        }
         for member in self.members.values_mut() {
             let from = std::mem::take(&mut member.joined_at);
             if from == 0 {
@@ -216,13 +228,27 @@ impl GameRoom {
                 return;
             }
         };
+        self.send_to_members(frame, true);
+    }
+
+    /// Sends `frame` to every member now, or queues it for the tick. `own`: caused by this
+    /// process's players, so published to the other processes of a cluster too.
+    fn send_to_members(&mut self, frame: Bytes, own: bool) {
         if self.outbox.tick().is_none() {
             for member in self.members.values() {
                 member.session.send(frame.clone());
             }
+            if own && self.cluster.is_some() {
+                self.publish(crate::cluster::OutBody::Frames(vec![frame]));
+            }
             return;
         }
-        let Some(delay) = self.outbox.push(frame) else {
+        let wait = if own {
+            self.outbox.push(frame)
+        } else {
+            self.outbox.push_from_elsewhere(frame)
+        };
+        let Some(delay) = wait else {
             return; // a flush is already scheduled
         };
         let Some(me) = self.me.as_ref().and_then(WeakJobQueue::upgrade) else {

@@ -31,6 +31,9 @@ pub(crate) struct Outbox {
     pending_len: usize,
     /// Guards of the work behind `pending`, released by the flush.
     held: Vec<InFlight>,
+    /// In a cluster: the frames of this process's own players, kept apart from those of
+    /// other processes (which are in `pending` too) because only they are published.
+    own: Option<Vec<Bytes>>,
 }
 
 impl Outbox {
@@ -39,6 +42,16 @@ impl Outbox {
             tick,
             ..Self::default()
         }
+    }
+
+    /// Keeps this process's own frames apart from now on (the room joined a cluster).
+    pub(crate) fn keep_own(&mut self) {
+        self.own.get_or_insert_with(Vec::new);
+    }
+
+    /// The own frames since the last call (empty when not in a cluster).
+    pub(crate) fn take_own(&mut self) -> Vec<Bytes> {
+        self.own.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub(crate) fn tick(&self) -> Option<Duration> {
@@ -53,6 +66,15 @@ impl Outbox {
     /// Queues a frame; returns the delay after which a flush must run if none is scheduled
     /// yet (the caller arms the timer and reports back with [`armed`](Self::armed)).
     pub(crate) fn push(&mut self, frame: Bytes) -> Option<Duration> {
+        if let Some(own) = &mut self.own {
+            own.push(frame.clone());
+        }
+        self.push_from_elsewhere(frame)
+    }
+
+    /// Queues frames from another process (delivered, not published); returns as
+    /// [`push`](Self::push) does.
+    pub(crate) fn push_from_elsewhere(&mut self, frame: Bytes) -> Option<Duration> {
         self.pending_len += frame.len();
         self.pending.push(frame);
         if self.armed {
