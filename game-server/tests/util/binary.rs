@@ -94,6 +94,12 @@ impl ServerProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Kills the process with SIGKILL (`kill -9`): no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `within` for the process to exit.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;

@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod http;
 pub mod prometheus;
+pub mod redis;
 
 use game_server::{GameServer, ServerConfig};
 use std::io::{ErrorKind, Read, Write};
