@@ -180,6 +180,7 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         listener: listener.clone(),
         room_sizes,
         players,
+        cluster: cluster.as_ref().map(cluster::Cluster::counters),
     };
     let ops = match metrics_addr {
         Some(addr) => Some(

@@ -4,6 +4,7 @@
 //!
 //! [`GameServer::stats`]: crate::GameServer::stats
 
+use crate::cluster::{ClusterCounters, ClusterStats};
 use server_core::{Listener, LoopStatus, ServiceHandle, ServiceStats};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct GameStats {
     pub players: usize,
     /// Open rooms by how many players they hold.
     pub room_sizes: RoomSizeCounts,
+    /// The cluster's counters, with `--cluster` (docs/scaling.md).
+    pub cluster: Option<ClusterStats>,
 }
 
 /// Upper bounds of the room-size buckets: rooms of at most 0, 1, 2, 5, ... players, and a
@@ -134,6 +137,8 @@ pub(crate) struct StatsSource {
     pub(crate) room_sizes: Arc<RoomSizes>,
     /// Players in rooms, kept by the rooms.
     pub(crate) players: Arc<AtomicUsize>,
+    /// The cluster's counters, with `--cluster`.
+    pub(crate) cluster: Option<Arc<ClusterCounters>>,
 }
 
 impl StatsSource {
@@ -145,6 +150,7 @@ impl StatsSource {
             rooms: usize::try_from(room_sizes.rooms()).unwrap_or(usize::MAX),
             players: self.players.load(Ordering::Relaxed),
             room_sizes,
+            cluster: self.cluster.as_ref().map(|c| c.snapshot()),
         }
     }
 

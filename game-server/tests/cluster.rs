@@ -377,6 +377,41 @@ fn bad_messages_on_a_room_channel_are_skipped() {
 }
 
 #[test]
+fn metrics_show_the_cluster() {
+    if !available("metrics_show_the_cluster") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let a = clustered(&redis, |c| {
+        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap())
+    });
+    let b = clustered(&redis, |_| {});
+    let (mut b1, _) = Client::enter(b.local_addr());
+    b1.chat("counted");
+    eventually("A sees b1", || {
+        a.cluster_stats().unwrap().remote_players == 1
+    });
+    let answer = util::http::get(a.metrics_addr().unwrap(), "/metrics");
+    assert_eq!(answer.status, 200);
+    let scrape = util::prometheus::parse(&answer.body).expect("valid text format");
+    assert_eq!(scrape.value("game_cluster_redis_up"), 1.0);
+    assert_eq!(scrape.value("game_cluster_remote_players"), 1.0);
+    assert!(scrape.value("game_cluster_messages_received_total") >= 1.0);
+    assert!(scrape.value("game_cluster_messages_published_total") >= 1.0);
+    assert_eq!(
+        scrape.series(
+            "game_cluster_messages_dropped_total",
+            &[("reason", "redis_down")]
+        ),
+        0.0
+    );
+    // A single process has none of them.
+    let single = util::server(|c| c.metrics_addr = Some("127.0.0.1:0".parse().unwrap()));
+    let body = util::http::get(single.metrics_addr().unwrap(), "/metrics").body;
+    assert!(!body.contains("game_cluster_"), "{body}");
+}
+
+#[test]
 fn play_goes_on_while_redis_is_away_and_crosses_again_when_it_is_back() {
     if !available("play_goes_on_while_redis_is_away_and_crosses_again_when_it_is_back") {
         return;

@@ -478,6 +478,11 @@ impl Cluster {
         self.counters.snapshot()
     }
 
+    /// The counters themselves, for the stats snapshot.
+    pub(crate) fn counters(&self) -> Arc<ClusterCounters> {
+        Arc::clone(&self.counters)
+    }
+
     /// Leaves the cluster: publishes what is queued, deregisters this process (its
     /// players leave everywhere at the others' next heartbeat) and stops the threads.
     /// Idempotent.

@@ -7,6 +7,7 @@
 //! for the rooms, `_total` on counters (added by the encoder), base units in the name
 //! (`_bytes`, `_seconds`). docs/operations.md lists every metric with its meaning.
 
+use crate::cluster::ClusterStats;
 use crate::stats::{GameStats, StatsSource};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -176,8 +177,95 @@ impl Collector for SnapshotCollector {
         encode_loops(&mut encoder, &loops)?;
         encode_job_lag(&mut encoder, &stats)?;
         encode_all(&mut encoder, GAME_METRICS, &stats)?;
-        encode_room_sizes(&mut encoder, &stats)
+        encode_room_sizes(&mut encoder, &stats)?;
+        match &stats.cluster {
+            Some(cluster) => encode_cluster(&mut encoder, cluster),
+            None => Ok(()),
+        }
     }
+}
+
+/// `game_cluster_*`, with `--cluster` only (docs/scaling.md explains each).
+fn encode_cluster(out: &mut DescriptorEncoder<'_>, c: &ClusterStats) -> fmt::Result {
+    let gauges = [
+        (
+            "game_cluster_redis_up",
+            "1 while every connection to Redis is up, else 0.",
+            u64::from(c.redis_up),
+        ),
+        (
+            "game_cluster_peers",
+            "Other processes registered at the last heartbeat.",
+            c.peers,
+        ),
+        (
+            "game_cluster_remote_players",
+            "Players of other processes in this process's rooms.",
+            c.remote_players,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        encode_gauge(out, name, help, value)?;
+    }
+    let counters = [
+        (
+            "game_cluster_redis_outages",
+            "Times Redis was lost (until every connection was back).",
+            c.redis_outages,
+        ),
+        (
+            "game_cluster_messages_published",
+            "Room messages published (a flush, flushes merged, or a snapshot).",
+            c.published,
+        ),
+        (
+            "game_cluster_published_bytes",
+            "Bytes of the published messages, headers included.",
+            c.published_bytes,
+        ),
+        (
+            "game_cluster_messages_received",
+            "Room messages from other processes handed to a room.",
+            c.received,
+        ),
+        (
+            "game_cluster_received_bytes",
+            "Bytes read from room channels, this process's own echoes included.",
+            c.received_bytes,
+        ),
+        (
+            "game_cluster_messages_rejected",
+            "Messages on a room channel refused as malformed or of another version.",
+            c.rejected,
+        ),
+        (
+            "game_cluster_sequence_gaps",
+            "Times a room saw another process's messages skip (and asked for snapshots).",
+            c.gaps,
+        ),
+        (
+            "game_cluster_seat_fallbacks",
+            "Players seated in a room open here while Redis was away.",
+            c.seat_fallbacks,
+        ),
+    ];
+    for (name, help, value) in counters {
+        encode_counter(out, name, help, value)?;
+    }
+    let mut dropped = out.encode_descriptor(
+        "game_cluster_messages_dropped",
+        "Room messages not published: Redis away (redis_down) or the publish queue full \
+         (queue_full).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, count) in [
+        ("redis_down", c.dropped_redis_down),
+        ("queue_full", c.dropped_queue_full),
+    ] {
+        ConstCounter::new(count).encode(dropped.encode_family(&[("reason", reason)])?)?;
+    }
+    Ok(())
 }
 
 fn encode_all(
