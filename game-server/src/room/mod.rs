@@ -27,7 +27,7 @@ use crate::packets::{
     EncodeError, S_BroadcastEnterGame, S_BroadcastLeaveGame, S_BroadcastMove, S_Chat,
 };
 use crate::player::PlayerId;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use log::{debug, error};
 use outbox::Outbox;
 use player_list::player_lists;
@@ -233,7 +233,7 @@ impl GameRoom {
 
     /// Sends `frame` to every member now, or queues it for the tick. `own`: caused by this
     /// process's players, so published to the other processes of a cluster too.
-    fn send_to_members(&mut self, frame: Bytes, own: bool) {
+    fn send_to_members(&mut self, frame: bytes::Bytes, own: bool) {
         if self.outbox.tick().is_none() {
             for member in self.members.values() {
                 member.session.send(frame.clone());
