@@ -15,7 +15,11 @@
 //!   needs no locks; [`JobQueue::push_after`] and [`JobQueue::push_every`] are the JobTimer;
 //!   a job reaches a player's handler with [`Session::with_handler`];
 //! * [`encode_with`] encodes packets into shared chunks ([`SendBuffer`]) so a broadcast is
-//!   serialised once.
+//!   serialised once;
+//! * with the `websocket` feature, `Service::listen_ws` serves browser and WebGL clients:
+//!   the same frames inside binary WebSocket messages, the same [`SessionHandler`], plain
+//!   HTTP (a page) on the port's other paths; `Service::connect_ws` is its client side.
+//!   A handler that cares asks [`Session::transport`].
 //!
 //! Your code is contained: a panic in any hook closes only that session
 //! ([`DisconnectReason::Panicked`]); a panicking job, task or timer is logged and the rest
@@ -46,8 +50,8 @@
 //! | path | what lives there |
 //! |---|---|
 //! | `frame.rs` | the frame header: parse and write, no I/O |
-//! | `connection/` | the per-connection state machine, free of I/O: receive buffer, send queue, rate limit, pauses, close reasons |
-//! | `runtime/` | the only code that touches mio: event loop, mailboxes, accept, session life, faults |
+//! | `connection/` | the per-connection state machine, free of I/O: receive buffer, send queue, rate limit, pauses, close reasons; `websocket.rs` applies the WebSocket codec to them |
+//! | `runtime/` | the only code that touches mio: event loop, mailboxes, accept, session life, a WebSocket's upgrade, faults |
 //! | `session/` | [`SessionHandler`], [`Session`], [`DisconnectReason`], [`InFlight`] |
 //! | `service.rs` | [`Service`], [`ServiceBuilder`], [`ServiceHandle`]: threads, routing, shutdown |
 //! | `listener.rs` | [`Listener`], [`ListenOptions`] |
@@ -57,7 +61,7 @@
 //! | `guard.rs` | the one guarded path every piece of user code runs through |
 //! | `job_queue.rs`, `job_timer.rs` | [`JobQueue`] and its timers |
 //! | `send_buffer.rs` | the encoding arena behind [`encode_with`] |
-//! | `transport/` | byte codecs in front of the connection core (WebSocket, feature `websocket`) |
+//! | `transport/` | byte codecs in front of the connection core: [`Transport`]; `websocket/` (feature `websocket`): handshake, frames, decoder, client side, `WsOptions`, `HttpResponse`, `WsUrl` |
 //! | `testing.rs` | sessions without sockets, for unit tests of game code |
 //! | `loom.rs` | `std`/`loom` switch for the model tests |
 
@@ -93,3 +97,8 @@ pub use session::{
     SessionHandler, SessionId,
 };
 pub use stats::{DisconnectCounts, LagHistogram, ServiceStats};
+#[cfg(feature = "websocket")]
+pub use transport::websocket::{
+    HttpMethod, HttpRequest, HttpResponse, WsOptions, WsUrl, WsUrlError,
+};
+pub use transport::Transport;

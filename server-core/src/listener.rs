@@ -5,6 +5,7 @@ use crate::config::ListenConfig;
 use crate::connection::{Limits, RateLimit};
 use crate::runtime::{Command, LoopShared};
 use crate::session::SessionHandler;
+use crate::transport::TransportState;
 use std::any::TypeId;
 use std::fmt;
 use std::net::SocketAddr;
@@ -71,6 +72,10 @@ pub(crate) struct ListenerShared {
     pub(crate) max_in_flight: u32,
     /// Limits of every session accepted here.
     pub(crate) limits: Arc<Limits>,
+    /// A WebSocket port's settings: accepted connections start with the upgrade, and the
+    /// factory runs only once it is accepted. `None` for TCP.
+    #[cfg(feature = "websocket")]
+    pub(crate) ws: Option<Arc<crate::transport::websocket::WsServer>>,
     /// Open sessions from this listener: taken at accept, given back at close.
     active: AtomicUsize,
     /// Connections refused because the limit was reached.
@@ -91,6 +96,8 @@ pub(crate) struct ListenerParts {
     pub(crate) limits: Arc<Limits>,
     pub(crate) owner: usize,
     pub(crate) loops: Arc<[Arc<LoopShared>]>,
+    #[cfg(feature = "websocket")]
+    pub(crate) ws: Option<Arc<crate::transport::websocket::WsServer>>,
 }
 
 impl ListenerShared {
@@ -102,6 +109,8 @@ impl ListenerShared {
             max_sessions: parts.config.max_sessions,
             max_in_flight: parts.config.max_in_flight,
             limits: parts.limits,
+            #[cfg(feature = "websocket")]
+            ws: parts.ws,
             active: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -135,6 +144,17 @@ impl ListenerShared {
 
     pub(crate) fn set_owner(&self, index: usize) {
         self.owner.store(index, Ordering::Release);
+    }
+
+    /// How connections accepted here start: plain TCP, or a WebSocket upgrade.
+    pub(crate) fn transport(&self) -> TransportState {
+        #[cfg(feature = "websocket")]
+        if let Some(ws) = &self.ws {
+            return TransportState::WebSocket(Box::new(
+                crate::transport::websocket::WsTransport::server(Arc::clone(ws)),
+            ));
+        }
+        TransportState::Tcp
     }
 }
 

@@ -11,6 +11,9 @@ use crate::runtime::{
 };
 use crate::session::SessionHandler;
 use crate::stats::{JobStats, ServiceStats};
+#[cfg(feature = "websocket")]
+use crate::transport::websocket::{WsOptions, WsUrl};
+use crate::transport::TransportState;
 use log::{info, warn};
 use mio::Poll;
 use std::any::TypeId;
@@ -255,6 +258,10 @@ pub(crate) struct ServiceInner {
     /// Limits of outgoing connections: the service's sizes, no inbound rate limit (a client
     /// must not throttle what its server sends it).
     connect_limits: Arc<Limits>,
+    /// The same for outgoing WebSocket connections (room for the handshake and the
+    /// decoder's tail in the receive buffer).
+    #[cfg(feature = "websocket")]
+    ws_connect_limits: Arc<Limits>,
     /// Round-robin cursor for tasks, timers, listeners and outgoing connections.
     next_loop: AtomicUsize,
     stopping: AtomicBool,
@@ -286,6 +293,11 @@ impl Service {
                 id,
                 loops: Arc::clone(&loops),
                 connect_limits: Arc::new(limits_for(&config, None)),
+                #[cfg(feature = "websocket")]
+                ws_connect_limits: Arc::new(ws_limits(
+                    limits_for(&config, None),
+                    crate::transport::websocket::state::CLIENT_MAX_HEAD_BYTES,
+                )),
                 config: Arc::clone(&config),
                 next_loop: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
@@ -371,11 +383,102 @@ impl Service {
         H: SessionHandler,
         F: Fn() -> H + Send + Sync + 'static,
     {
+        self.start_listener(addr, options, factory, |limits| (limits, None))
+    }
+
+    /// Starts accepting WebSocket connections on `addr`: browser and WebGL clients that
+    /// cannot open a TCP socket. The same [`SessionHandler`] serves them as TCP sessions,
+    /// and `factory` runs once per connection whose upgrade is accepted (a page load or a
+    /// refused handshake makes no handler). Binary messages carry the same frame stream as
+    /// TCP (a message may hold several frames, a frame may span messages); what is queued
+    /// for a session in one loop iteration leaves as one binary message, the shared
+    /// broadcast `Bytes` written behind a header of their own, not copied.
+    ///
+    /// One port serves the game socket on [`WsOptions::path`] and plain HTTP on every
+    /// other path, through [`WsOptions::http`] (a web page, a 404). Hostile input closes
+    /// only its connection, with a logged reason: a malformed or slow handshake or an
+    /// oversized head is answered with its HTTP status (400, 405, 408, 426, 431); after the
+    /// upgrade a protocol violation gets a close frame with its code (1002 unmasked frame,
+    /// reserved bits or opcode, 1003 text frame, 1009 message too big), and the session ends
+    /// with [`DisconnectReason::WebSocket`](crate::DisconnectReason::WebSocket). Pings are
+    /// answered; the peer's close is answered and ends the session with
+    /// [`DisconnectReason::WebSocketClosed`](crate::DisconnectReason::WebSocketClosed).
+    /// Rate limits, in-flight limits and the send caps apply exactly as to TCP sessions.
+    ///
+    /// Only with the `websocket` feature. TLS (`wss://`) belongs to a proxy in front.
+    ///
+    /// # Errors
+    /// [`ListenError::Config`] for an invalid option, named as its setter
+    /// (`max_head_bytes`, ...); otherwise as [`listen_with`](Self::listen_with).
+    ///
+    /// # Examples
+    /// ```
+    /// use bytes::Bytes;
+    /// use server_core::{HandlerError, HttpResponse, Service, Session, SessionHandler, WsOptions};
+    ///
+    /// struct Echo;
+    /// impl SessionHandler for Echo {
+    ///     fn on_packet(&mut self, s: &Session, frame: &[u8]) -> Result<(), HandlerError> {
+    ///         s.send(Bytes::copy_from_slice(frame));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let service = Service::builder().threads(1).build()?;
+    /// let options = WsOptions::new().path("/ws").http(|request| match request.path() {
+    ///     "/" => HttpResponse::ok("text/html; charset=utf-8", "<!doctype html><p>play</p>"),
+    ///     _ => HttpResponse::not_found(),
+    /// });
+    /// let listener = service.listen_ws("127.0.0.1:0".parse()?, options, || Echo)?;
+    /// println!("open http://{}/", listener.local_addr());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "websocket")]
+    pub fn listen_ws<H, F>(
+        &self,
+        addr: SocketAddr,
+        options: WsOptions,
+        factory: F,
+    ) -> Result<Listener, ListenError>
+    where
+        H: SessionHandler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
+        options.validate()?;
+        let listen = options.listen.clone().unwrap_or_else(|| ListenOptions {
+            config: self.handle.inner.config.listen.clone(),
+        });
+        let head_bytes = options.config.handshake.max_head_bytes;
+        let server = Arc::new(crate::transport::websocket::WsServer {
+            config: options.config,
+            http: options.http,
+        });
+        self.start_listener(addr, listen, factory, move |limits| {
+            (ws_limits(limits, head_bytes), Some(server))
+        })
+    }
+
+    /// Binds, and hands the listener to a loop. `transport` turns the TCP limits into the
+    /// port's (and says whether it is a WebSocket port).
+    fn start_listener<H, F>(
+        &self,
+        addr: SocketAddr,
+        options: ListenOptions,
+        factory: F,
+        transport: impl FnOnce(Limits) -> (Limits, Option<Arc<WsServerSettings>>),
+    ) -> Result<Listener, ListenError>
+    where
+        H: SessionHandler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
         let inner = &self.handle.inner;
         if inner.stopping.load(Ordering::Acquire) {
             return Err(SpawnError::Stopped.into());
         }
         options.config.validate(inner.config.max_packet_size)?;
+        let (limits, ws) = transport(limits_for(&inner.config, Some(&options.config)));
+        #[cfg(not(feature = "websocket"))]
+        let _: Option<Arc<WsServerSettings>> = ws;
         let std_listener = bind_listener(addr, inner.config.listen_backlog)
             .map_err(|source| ListenError::Bind { addr, source })?;
         let local_addr = std_listener
@@ -386,10 +489,12 @@ impl Service {
             local_addr,
             factory: Box::new(move || Box::new(factory()) as Box<dyn SessionHandler>),
             handler_type: (TypeId::of::<H>(), std::any::type_name::<H>()),
-            limits: Arc::new(limits_for(&inner.config, Some(&options.config))),
+            limits: Arc::new(limits),
             config: options.config,
             owner,
             loops: Arc::clone(&inner.loops),
+            #[cfg(feature = "websocket")]
+            ws,
         }));
         let entry = ListenerEntry {
             socket: mio::net::TcpListener::from_std(std_listener),
@@ -415,6 +520,28 @@ impl Service {
         handler: H,
     ) -> Result<(), ConnectError> {
         self.handle.connect(addr, handler)
+    }
+
+    /// Starts one outgoing WebSocket connection to `url` (a load tester's or a bot's; see
+    /// [`WsUrl`]): the upgrade request goes out once TCP is up, and the handler's
+    /// `on_connected` runs when the server's 101 (and its accept key) checks out; a refused
+    /// or timed-out (10 s) upgrade calls `on_connect_failed` instead. After that the session
+    /// is like a TCP one: frames sent in one iteration leave as one binary message, masked
+    /// with a fresh key per message (from a per-connection generator seeded by the OS), and
+    /// the server's messages are decoded back into frames.
+    ///
+    /// Only with the `websocket` feature.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); [`ConnectError::Socket`] also when the OS gives no
+    /// randomness for the key.
+    #[cfg(feature = "websocket")]
+    pub fn connect_ws<H: SessionHandler>(
+        &self,
+        url: &WsUrl,
+        handler: H,
+    ) -> Result<(), ConnectError> {
+        self.handle.connect_ws(url, handler)
     }
 
     /// Starts `count` outgoing connections with handlers made by `factory(i)` for
@@ -481,12 +608,31 @@ fn limits_for(config: &Config, listen: Option<&ListenConfig>) -> Limits {
     Limits {
         max_packet_size: config.max_packet_size,
         recv_buffer_initial: config.recv_buffer_initial(),
+        recv_buffer_max: config.max_packet_size,
         max_send_queue: config.max_send_queue,
         hard_send_queue: Limits::hard_cap(config.max_send_queue),
         send_stall_timeout: config.send_stall_timeout,
         rate_limit: listen.and_then(|l| l.rate_limit),
     }
 }
+
+/// A WebSocket connection's limits: its receive buffer also holds the decoder's
+/// undecoded tail behind a frame of the max size, and a whole handshake head.
+#[cfg(feature = "websocket")]
+fn ws_limits(tcp: Limits, max_head_bytes: usize) -> Limits {
+    let recv_buffer_max =
+        (tcp.max_packet_size + crate::transport::websocket::MAX_UNCONSUMED).max(max_head_bytes);
+    Limits {
+        recv_buffer_max,
+        ..tcp
+    }
+}
+
+#[cfg(feature = "websocket")]
+type WsServerSettings = crate::transport::websocket::WsServer;
+/// Without the feature no listener is a WebSocket one; the type only fills the signature.
+#[cfg(not(feature = "websocket"))]
+type WsServerSettings = ();
 
 impl Drop for Service {
     fn drop(&mut self) {
@@ -630,13 +776,69 @@ impl ServiceHandle {
         let stream = mio::net::TcpStream::connect(addr)
             .map_err(|source| ConnectError::Socket { addr, source })?;
         configure_socket(&stream, &self.inner.config);
+        self.adopt_outgoing(
+            stream,
+            addr,
+            Box::new(handler),
+            TransportState::Tcp,
+            Arc::clone(&self.inner.connect_limits),
+            (TypeId::of::<H>(), std::any::type_name::<H>()),
+        )
+    }
+
+    /// See [`Service::connect_ws`].
+    ///
+    /// # Errors
+    /// As [`Service::connect_ws`].
+    #[cfg(feature = "websocket")]
+    pub fn connect_ws<H: SessionHandler>(
+        &self,
+        url: &WsUrl,
+        handler: H,
+    ) -> Result<(), ConnectError> {
+        use crate::transport::websocket::client::{ClientHandshake, MaskKeys};
+        use crate::transport::websocket::WsTransport;
+        if self.is_stopping() {
+            return Err(SpawnError::Stopped.into());
+        }
+        let addr = url.addr();
+        let (keys, key_bytes) = MaskKeys::seeded().map_err(|e| ConnectError::Socket {
+            addr,
+            source: std::io::Error::other(e),
+        })?;
+        let handshake = ClientHandshake::new(url.host(), url.path(), key_bytes);
+        let stream = mio::net::TcpStream::connect(addr)
+            .map_err(|source| ConnectError::Socket { addr, source })?;
+        configure_socket(&stream, &self.inner.config);
+        let mut transport = WsTransport::client(handshake.accept, keys);
+        transport.pending_request = Some(handshake.request);
+        self.adopt_outgoing(
+            stream,
+            addr,
+            Box::new(handler),
+            TransportState::WebSocket(Box::new(transport)),
+            Arc::clone(&self.inner.ws_connect_limits),
+            (TypeId::of::<H>(), std::any::type_name::<H>()),
+        )
+    }
+
+    fn adopt_outgoing(
+        &self,
+        stream: mio::net::TcpStream,
+        peer_addr: SocketAddr,
+        handler: Box<dyn SessionHandler>,
+        transport: TransportState,
+        limits: Arc<Limits>,
+        handler_type: (TypeId, &'static str),
+    ) -> Result<(), ConnectError> {
         let adoption = Box::new(Adoption {
             stream,
-            peer_addr: addr,
-            handler: Box::new(handler),
-            limits: Arc::clone(&self.inner.connect_limits),
+            peer_addr,
+            handler: Some(handler),
+            transport,
+            limits,
             max_in_flight: self.inner.config.listen.max_in_flight,
-            handler_type: Some((TypeId::of::<H>(), std::any::type_name::<H>())),
+            handler_type: Some(handler_type),
             listener: None,
             connecting: true,
         });

@@ -80,6 +80,7 @@ impl DetachedSession {
             route: Route::Detached(Arc::clone(&state)),
             max_in_flight: u32::MAX - 1,
             handler_type: None,
+            transport: crate::Transport::Tcp,
         });
         Self { session, state }
     }

@@ -19,20 +19,32 @@
 //! limiter is throttling, the session has too much unfinished work in flight (the event
 //! loop tracks [`InFlight`](crate::InFlight) guards), or its own send backlog is above the
 //! cap. Each cause is a bit in [`Blocked`]; reading resumes when the last one clears.
+//!
+//! A transport (`crate::transport`) sits between the socket bytes and the frame stream:
+//! TCP is the identity; WebSocket (`websocket.rs` here, the codec in
+//! `transport/websocket/`) adds a handshake phase before [`Phase::Open`], decodes the raw
+//! bytes of [`received`](Connection::received) into the game stream in place, answers
+//! pings and closes, and seals the packets of one flush into one binary message. What it
+//! asks of the event loop comes back as an [`Input`].
 
 mod rate_limit;
 mod recv_buffer;
 mod send_queue;
+#[cfg(feature = "websocket")]
+mod websocket;
 
 pub(crate) use rate_limit::Episode;
 pub use rate_limit::{Excess, RateLimit};
 
 use crate::frame::check_frame;
 use crate::session::DisconnectReason;
+use crate::transport::TransportState;
 use bytes::Bytes;
 use rate_limit::{Admission, Limiter};
 use recv_buffer::RecvBuffer;
 pub(crate) use send_queue::Flushed;
+#[cfg(feature = "websocket")]
+pub(crate) use send_queue::OpenMessage;
 use send_queue::SendQueue;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -42,6 +54,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct Limits {
     pub(crate) max_packet_size: usize,
     pub(crate) recv_buffer_initial: usize,
+    /// Most a receive buffer grows to: the max packet size, plus what a transport needs
+    /// (a WebSocket's undecoded tail, or its handshake head).
+    pub(crate) recv_buffer_max: usize,
     /// Soft cap: above it reads pause, and staying above it for `send_stall_timeout` closes.
     pub(crate) max_send_queue: usize,
     /// Hard cap: a push past it closes at once (the memory bound).
@@ -63,6 +78,10 @@ impl Limits {
 pub(crate) enum Phase {
     /// Outgoing connect in flight.
     Connecting,
+    /// Connected, the transport's handshake (a WebSocket upgrade) in progress: no hooks
+    /// have run yet.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    Handshaking,
     Open,
     /// Flushing what is queued, then closing with this reason; no more reads. Boxed: every
     /// connection carries a `Phase`, few ever close this way.
@@ -102,12 +121,47 @@ pub(crate) enum Next {
     },
 }
 
+/// What the transport made of bytes received, for the event loop to act on.
+#[derive(Debug)]
+#[must_use]
+#[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+pub(crate) enum Input {
+    /// Game-stream bytes may be buffered: deliver frames, read on.
+    Frames,
+    /// The transport queued bytes of its own (a pong): flush. `went_over`: they took the
+    /// backlog over the soft cap (as [`Connection::queue`] reports).
+    Queued { went_over: bool },
+    /// The transport began closing ([`Phase::Closing`], a close frame queued): flush and
+    /// close; game frames decoded before it may still be delivered.
+    Closing,
+    /// Close at once (the hard send cap was passed).
+    Close(DisconnectReason),
+    /// A server handshake has a complete request head (or a refusal): the event loop
+    /// decides (upgrade, answer the request, refuse).
+    #[cfg(feature = "websocket")]
+    Request(
+        Result<
+            crate::transport::websocket::handshake::Handshake,
+            crate::transport::websocket::handshake::HandshakeError,
+        >,
+    ),
+    /// A client handshake was accepted: the session is open (run `on_connected`, then
+    /// [`Connection::decode_pending`]).
+    #[cfg(feature = "websocket")]
+    Upgraded,
+    /// A client handshake was refused: the connect failed, for this reason.
+    #[cfg(feature = "websocket")]
+    Refused(String),
+}
+
 /// One connection's buffers, limits and state.
 #[derive(Debug)]
 pub(crate) struct Connection {
     recv: RecvBuffer,
     send: SendQueue,
     phase: Phase,
+    /// The byte codec between the socket and the frame stream.
+    transport: TransportState,
     /// Last time bytes arrived, for the idle timeout.
     last_recv: Instant,
     /// `None` when the listener has no rate limit.
@@ -118,11 +172,26 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// A TCP connection.
+    #[cfg(test)]
     pub(crate) fn new(limits: &Limits, phase: Phase, now: Instant) -> Self {
+        Self::with_transport(limits, phase, now, TransportState::Tcp)
+    }
+
+    pub(crate) fn with_transport(
+        limits: &Limits,
+        phase: Phase,
+        now: Instant,
+        transport: TransportState,
+    ) -> Self {
+        let send = SendQueue::default();
+        #[cfg(feature = "websocket")]
+        let (send, transport) = websocket::with_pending_request(send, transport);
         Self {
-            recv: RecvBuffer::new(limits.recv_buffer_initial, limits.max_packet_size),
-            send: SendQueue::default(),
+            recv: RecvBuffer::new(limits.recv_buffer_initial, limits.recv_buffer_max),
+            send,
             phase,
+            transport,
             last_recv: now,
             limiter: limits.rate_limit.as_ref().map(|_| Limiter::new(now)),
             over_cap_since: None,
@@ -138,7 +207,25 @@ impl Connection {
         matches!(self.phase, Phase::Open)
     }
 
-    /// The connect completed (or the connection was accepted): the idle clock starts now.
+    /// The TCP connection is up (accepted, or an outgoing connect completed). Returns true
+    /// when the session is open now; false when the transport's handshake comes first
+    /// ([`Phase::Handshaking`]).
+    pub(crate) fn established(&mut self, now: Instant) -> bool {
+        match self.transport {
+            TransportState::Tcp => {
+                self.open(now);
+                true
+            }
+            #[cfg(feature = "websocket")]
+            TransportState::WebSocket(_) => {
+                self.phase = Phase::Handshaking;
+                self.last_recv = now;
+                false
+            }
+        }
+    }
+
+    /// The session is usable: the idle clock starts now.
     pub(crate) fn open(&mut self, now: Instant) {
         self.phase = Phase::Open;
         self.last_recv = now;
@@ -164,7 +251,7 @@ impl Connection {
 
     /// Whether the event loop should read from the socket now.
     pub(crate) fn wants_read(&self) -> bool {
-        self.is_open() && self.blocked == Blocked::default()
+        matches!(self.phase, Phase::Open | Phase::Handshaking) && self.blocked == Blocked::default()
     }
 
     pub(crate) fn is_blocked(&self) -> bool {
@@ -191,11 +278,23 @@ impl Connection {
         self.recv.free_space()
     }
 
-    /// `n` bytes were read into [`read_space`](Self::read_space) at `now`.
-    pub(crate) fn received(&mut self, n: usize, now: Instant) {
-        self.recv.commit(n);
+    /// `n` bytes were read into [`read_space`](Self::read_space) at `now`. Over TCP they
+    /// are game stream at once; a transport decodes them first and may ask for more.
+    #[cfg_attr(not(feature = "websocket"), allow(unused_variables))]
+    pub(crate) fn received(&mut self, n: usize, limits: &Limits, now: Instant) -> Input {
         if n > 0 {
             self.last_recv = now;
+        }
+        match self.transport {
+            TransportState::Tcp => {
+                self.recv.commit(n);
+                Input::Frames
+            }
+            #[cfg(feature = "websocket")]
+            TransportState::WebSocket(_) => {
+                self.recv.commit_raw(n);
+                self.ws_received(limits, now)
+            }
         }
     }
 
@@ -273,7 +372,7 @@ impl Connection {
 
     /// The reason for a clean end of input from the peer.
     pub(crate) fn end_of_input(&self) -> DisconnectReason {
-        match self.recv.unread().len() {
+        match self.recv.buffered() {
             0 => DisconnectReason::PeerClosed,
             buffered => DisconnectReason::PeerClosedMidFrame { buffered },
         }
@@ -300,20 +399,37 @@ impl Connection {
         now: Instant,
     ) -> Result<bool, DisconnectReason> {
         let adding = packet.len();
-        if let Err(overflow) = self.send.push(packet, limits.hard_send_queue) {
-            self.send.clear();
+        let pushed = match &mut self.transport {
+            TransportState::Tcp => self.send.push(packet, limits.hard_send_queue),
+            #[cfg(feature = "websocket")]
+            TransportState::WebSocket(ws) => {
+                if ws.close_queued || !matches!(self.phase, Phase::Open | Phase::Closing(_)) {
+                    return Ok(false); // nothing may follow a close frame
+                }
+                self.send
+                    .push_in_message(packet, limits.hard_send_queue, &mut ws.open)
+            }
+        };
+        if let Err(overflow) = pushed {
+            self.discard_output();
             return Err(DisconnectReason::SendQueueOverflow {
                 queued: overflow.queued,
                 adding,
                 limit: limits.hard_send_queue,
             });
         }
+        Ok(self.check_soft_cap(limits, now))
+    }
+
+    /// After a push: notes when the backlog first went over the soft cap (reads pause);
+    /// true on that push.
+    fn check_soft_cap(&mut self, limits: &Limits, now: Instant) -> bool {
         if self.send.queued_bytes() > limits.max_send_queue && self.over_cap_since.is_none() {
             self.over_cap_since = Some(now);
             self.block(Blocked::SEND_BACKLOG);
-            return Ok(true);
+            return true;
         }
-        Ok(false)
+        false
     }
 
     pub(crate) fn has_output(&self) -> bool {
@@ -328,6 +444,10 @@ impl Connection {
     pub(crate) fn discard_output(&mut self) {
         self.send.clear();
         self.over_cap_since = None;
+        #[cfg(feature = "websocket")]
+        if let TransportState::WebSocket(ws) = &mut self.transport {
+            ws.open = None;
+        }
     }
 
     /// Writes what the writer takes. `resume_reading` in the result says a backlog pause
@@ -340,7 +460,13 @@ impl Connection {
         out: &mut impl Write,
         limits: &Limits,
     ) -> io::Result<Written> {
+        #[cfg(feature = "websocket")]
+        self.seal_message();
         let flushed = self.send.write_to(out)?;
+        #[cfg(feature = "websocket")]
+        if let TransportState::WebSocket(ws) = &mut self.transport {
+            ws.mid_message = !self.send.at_unit_boundary();
+        }
         let queued = self.send.queued_bytes();
         if queued <= limits.max_send_queue {
             self.over_cap_since = None;
@@ -353,6 +479,32 @@ impl Connection {
             flushed,
             resume_reading,
         })
+    }
+
+    /// After the last bytes of a closing connection are written: whether to shut the write
+    /// side down and read (discarding) until the peer closes, instead of closing at once.
+    /// A WebSocket peer may still be sending (its close reply, the rest of an oversized
+    /// request head); closing with those unread makes the kernel reset the connection,
+    /// which can destroy our last bytes before the peer reads them. TCP closes at once.
+    pub(crate) fn start_draining(&mut self) -> bool {
+        match &mut self.transport {
+            TransportState::Tcp => false,
+            #[cfg(feature = "websocket")]
+            TransportState::WebSocket(ws) => {
+                let start = !ws.draining;
+                ws.draining = true;
+                self.recv.clear();
+                start
+            }
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        match &self.transport {
+            TransportState::Tcp => false,
+            #[cfg(feature = "websocket")]
+            TransportState::WebSocket(ws) => ws.draining,
+        }
     }
 
     /// Since when the backlog has been above the soft cap, if it is.

@@ -1,48 +1,73 @@
-//! A session's receive buffer: one allocation with read and write cursors.
+//! A session's receive buffer: one allocation with read, decoded and write cursors.
 //!
 //! ```text
-//!  0          read            write            capacity
-//!  +-----------+---------------+----------------+
-//!  | consumed  | unread bytes  |  free space    |
-//!  +-----------+---------------+----------------+
+//!  0          read          decoded          write            capacity
+//!  +-----------+---------------+---------------+----------------+
+//!  | consumed  | game stream,  | raw bytes a   |  free space    |
+//!  |           | not yet read  | transport has |                |
+//!  |           | as frames     | not decoded   |                |
+//!  +-----------+---------------+---------------+----------------+
 //! ```
 //!
-//! Reads land in the free space; complete frames are handed out from the unread bytes in
-//! place (no copy); [`RecvBuffer::compact`] slides a partial frame to the front. The buffer
-//! is not allocated until the first read, is given back whenever it empties (to a spare the
-//! loop keeps for the next session that reads), and grows, by doubling, only up to
-//! `max_capacity` (the maximum packet size): a session between packets pins no memory and a
-//! hostile one cannot make it grow without bound.
+//! Reads land in the free space. Over TCP the bytes read are the game stream
+//! ([`commit`](RecvBuffer::commit) moves `decoded` with `write`, so the middle region is
+//! always empty); a transport with framing of its own (WebSocket) commits them as raw
+//! bytes ([`commit_raw`](RecvBuffer::commit_raw)) and decodes them in place into game
+//! stream ([`decoded`](RecvBuffer::decoded)). Complete frames are handed out from the game
+//! stream in place (no copy); [`RecvBuffer::compact`] slides what is left to the front. The
+//! buffer is not allocated until the first read, is given back whenever it empties (to a
+//! spare the loop keeps for the next session that reads), and grows, by doubling, only up
+//! to `max_capacity` (the maximum packet size, plus a transport's undecoded tail): a
+//! session between packets pins no memory and a hostile one cannot make it grow without
+//! bound.
+//!
+//! The cursors and limits are `u32` (a buffer never exceeds a few tens of KiB): five of
+//! them take the space four `usize`s did, which keeps every TCP session as small as it was
+//! before the decoded cursor existed.
 
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
     /// Backing storage; `buf.len()` is the capacity in use.
     buf: Vec<u8>,
-    /// Start of unread bytes.
-    read: usize,
-    /// End of unread bytes, start of free space.
-    write: usize,
+    /// Start of the game stream not yet handed out.
+    read: u32,
+    /// End of the game stream, start of raw bytes not yet decoded (`== write` over TCP).
+    decoded: u32,
+    /// End of the bytes received, start of free space.
+    write: u32,
     /// Size of the first allocation.
-    initial_capacity: usize,
-    /// Growth stops here: a frame can never be larger than this.
-    max_capacity: usize,
+    initial_capacity: u32,
+    /// Growth stops here: a frame (plus a transport's undecoded tail) never needs more.
+    max_capacity: u32,
+}
+
+/// `n` as a cursor; the buffer never exceeds `u32::MAX` bytes (its capacity is clamped to
+/// that in [`RecvBuffer::new`]).
+fn cursor(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl RecvBuffer {
     pub(crate) fn new(initial_capacity: usize, max_capacity: usize) -> Self {
-        let max_capacity = max_capacity.max(1);
+        let max_capacity = cursor(max_capacity.max(1));
         Self {
             buf: Vec::new(),
             read: 0,
+            decoded: 0,
             write: 0,
-            initial_capacity: initial_capacity.clamp(1, max_capacity),
+            initial_capacity: cursor(initial_capacity).clamp(1, max_capacity),
             max_capacity,
         }
     }
 
-    /// The bytes received and not yet consumed.
+    /// The game stream received and not yet consumed.
     pub(crate) fn unread(&self) -> &[u8] {
-        &self.buf[self.read..self.write]
+        &self.buf[self.read as usize..self.decoded as usize]
+    }
+
+    /// Everything received and not consumed: game stream and raw bytes.
+    pub(crate) fn buffered(&self) -> usize {
+        (self.write - self.read) as usize
     }
 
     #[cfg(test)]
@@ -50,14 +75,24 @@ impl RecvBuffer {
         self.buf.len()
     }
 
-    /// Marks `n` unread bytes as consumed. When nothing is left the cursors rewind for free.
+    /// Marks `n` bytes of game stream as consumed. When nothing is left the cursors rewind
+    /// for free.
     pub(crate) fn consume(&mut self, n: usize) {
-        debug_assert!(n <= self.write - self.read);
-        self.read = (self.read + n).min(self.write);
+        debug_assert!(n <= (self.decoded - self.read) as usize);
+        self.read = self.read.saturating_add(cursor(n)).min(self.decoded);
         if self.read == self.write {
             self.read = 0;
+            self.decoded = 0;
             self.write = 0;
         }
+    }
+
+    /// Drops everything buffered (a transport error makes the rest meaningless).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn clear(&mut self) {
+        self.read = 0;
+        self.decoded = 0;
+        self.write = 0;
     }
 
     /// Free space to read into, after making room: compacts when the buffer is full, then
@@ -67,28 +102,78 @@ impl RecvBuffer {
     /// if the buffer is at `max_capacity` and full.
     pub(crate) fn free_space(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; self.initial_capacity];
+            self.buf = vec![0; self.initial_capacity as usize];
         }
-        if self.write == self.buf.len() {
+        if self.write as usize == self.buf.len() {
             self.compact();
         }
-        if self.write == self.buf.len() && self.buf.len() < self.max_capacity {
-            let new_len = (self.buf.len() * 2).min(self.max_capacity);
+        let max = self.max_capacity as usize;
+        if self.write as usize == self.buf.len() && self.buf.len() < max {
+            let new_len = (self.buf.len() * 2).min(max);
             self.buf.resize(new_len, 0);
         }
-        &mut self.buf[self.write..]
+        &mut self.buf[self.write as usize..]
     }
 
-    /// Records that `n` bytes were written into the slice returned by [`free_space`](Self::free_space).
+    /// Records that `n` bytes of game stream were written into the slice returned by
+    /// [`free_space`](Self::free_space).
     pub(crate) fn commit(&mut self, n: usize) {
-        debug_assert!(self.write + n <= self.buf.len());
-        self.write = (self.write + n).min(self.buf.len());
+        self.commit_raw(n);
+        self.decoded = self.write;
     }
 
-    /// Moves unread bytes to the front so the free space is contiguous and as large as it can be.
+    /// Records that `n` raw bytes (to be decoded by a transport) were written into the
+    /// slice returned by [`free_space`](Self::free_space).
+    pub(crate) fn commit_raw(&mut self, n: usize) {
+        debug_assert!(self.write as usize + n <= self.buf.len());
+        self.write = cursor((self.write as usize + n).min(self.buf.len()));
+    }
+
+    /// The raw bytes not yet decoded, for a transport to decode in place.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn raw_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.decoded as usize..self.write as usize]
+    }
+
+    /// A transport decoded the front of [`raw_mut`](Self::raw_mut): its first `produced`
+    /// bytes are now game stream, and the bytes from `consumed` on (not yet decodable) move
+    /// down behind them. `produced <= consumed <= raw length`.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn decoded(&mut self, produced: usize, consumed: usize) {
+        let (decoded, write) = (self.decoded as usize, self.write as usize);
+        debug_assert!(produced <= consumed && decoded + consumed <= write);
+        let consumed = consumed.min(write - decoded);
+        let produced = produced.min(consumed);
+        if produced < consumed {
+            self.buf
+                .copy_within(decoded + consumed..write, decoded + produced);
+        }
+        self.write = cursor(write - (consumed - produced));
+        self.decoded = cursor(decoded + produced);
+        if self.read == self.write {
+            self.clear();
+        }
+    }
+
+    /// Skips `n` raw bytes that are not game stream (a handshake the transport has read);
+    /// only valid while no game stream is buffered.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn skip_raw(&mut self, n: usize) {
+        debug_assert_eq!(self.read, self.decoded);
+        self.decoded = cursor((self.decoded as usize + n).min(self.write as usize));
+        self.read = self.decoded;
+        if self.read == self.write {
+            self.clear();
+        }
+    }
+
+    /// Moves unread bytes to the front so the free space is contiguous and as large as it
+    /// can be.
     pub(crate) fn compact(&mut self) {
         if self.read > 0 {
-            self.buf.copy_within(self.read..self.write, 0);
+            let (read, write) = (self.read as usize, self.write as usize);
+            self.buf.copy_within(read..write, 0);
+            self.decoded -= self.read;
             self.write -= self.read;
             self.read = 0;
         }
@@ -97,7 +182,7 @@ impl RecvBuffer {
     /// Before a read: takes the loop's spare buffer instead of allocating a fresh one when
     /// this session gave its own back (see [`release_if_empty`](Self::release_if_empty)).
     pub(crate) fn take_spare(&mut self, spare: &mut Vec<u8>) {
-        if self.buf.is_empty() && spare.len() == self.initial_capacity {
+        if self.buf.is_empty() && spare.len() == self.initial_capacity as usize {
             self.buf = std::mem::take(spare);
         }
     }
@@ -112,11 +197,10 @@ impl RecvBuffer {
             return;
         }
         let buf = std::mem::take(&mut self.buf);
-        if spare.is_empty() && buf.len() == self.initial_capacity {
+        if spare.is_empty() && buf.len() == self.initial_capacity as usize {
             *spare = buf;
         }
-        self.read = 0;
-        self.write = 0;
+        self.clear();
     }
 }
 
@@ -188,6 +272,29 @@ mod tests {
         b.consume(5);
         assert_eq!(b.free_space().len(), 5);
         assert_eq!(b.unread(), &[6, 7, 8]);
+    }
+
+    #[test]
+    fn raw_bytes_decode_in_place_behind_the_game_stream() {
+        let mut b = RecvBuffer::new(16, 16);
+        b.free_space()[..10].copy_from_slice(b"GGhhPPPPtt");
+        b.commit_raw(10);
+        assert!(b.unread().is_empty(), "raw bytes are not game stream");
+        // A transport decodes "GG" and "PPPP" (dropping a 2-byte header), leaving "tt".
+        b.raw_mut().copy_within(4..8, 2);
+        b.decoded(6, 8);
+        assert_eq!(b.unread(), b"GGPPPP");
+        assert_eq!(b.raw_mut(), b"tt");
+        assert_eq!(b.buffered(), 8);
+        b.consume(6);
+        assert_eq!(b.buffered(), 2, "the raw tail keeps the buffer");
+        b.free_space();
+        assert_eq!(b.raw_mut(), b"tt", "compaction keeps the raw tail");
+        b.skip_raw(2);
+        assert_eq!(b.buffered(), 0);
+        let mut spare = Vec::new();
+        b.release_if_empty(&mut spare);
+        assert_eq!(spare.len(), 16);
     }
 
     /// Feeds a byte stream in random chunk sizes and checks every frame comes out whole and

@@ -3,6 +3,19 @@
 //!
 //! Each entry remembers how many frames it holds (a room's tick is one `Bytes` carrying
 //! many frames), so "packets out" counts packets, not writes.
+//!
+//! A transport with messages of its own (WebSocket) queues packets into an *open message*:
+//! a placeholder entry goes in front of the first packet, and at flush time the transport
+//! *seals* the message by putting its header (a few bytes of their own) in the placeholder,
+//! so the packets' shared `Bytes` are written behind it untouched:
+//!
+//! ```text
+//!   [ hdr | pkt | pkt ][ pong ][ hdr | pkt ]      sealed units, written in order
+//!     ^ unit start       ^ unit  ^ placeholder, sealed at the next flush
+//! ```
+//!
+//! Frames the transport sends whole (a pong, a close, an HTTP response) are units of their
+//! own, queued after the message before them is sealed, so they never land inside it.
 
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -24,6 +37,22 @@ struct Entry {
     bytes: Bytes,
     /// Frames in `bytes`, counted when queued (see [`count_frames`]).
     frames: u32,
+    /// A transport message (or TCP packet) starts here: a peer can be handed something else
+    /// (a close frame) before this entry, but not inside the unit it starts.
+    unit_start: bool,
+    /// Partly written: the peer has seen the first bytes of this entry.
+    touched: bool,
+}
+
+/// A transport message being filled: where its header goes and how long it is so far.
+/// Kept by the transport, so a TCP session pays nothing for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenMessage {
+    /// Index of the placeholder entry. Stable while the message is open: entries only leave
+    /// the front when written, and a flush seals first.
+    placeholder: usize,
+    /// Payload bytes queued in the message.
+    pub(crate) bytes: usize,
 }
 
 /// What one flush achieved.
@@ -63,12 +92,112 @@ impl SendQueue {
             });
         }
         self.queued += packet.len();
-        let frames = count_frames(&packet);
-        self.packets.push_back(Entry {
-            bytes: packet,
-            frames,
-        });
+        self.push_entry(packet, true);
         Ok(())
+    }
+
+    fn push_entry(&mut self, bytes: Bytes, unit_start: bool) {
+        let frames = count_frames(&bytes);
+        self.packets.push_back(Entry {
+            bytes,
+            frames,
+            unit_start,
+            touched: false,
+        });
+    }
+
+    /// Queues `packet` into the open message, opening one (with a placeholder for its
+    /// header) if there is none; `cap` as for [`push`](Self::push).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn push_in_message(
+        &mut self,
+        packet: Bytes,
+        cap: usize,
+        open: &mut Option<OpenMessage>,
+    ) -> Result<(), Overflow> {
+        if packet.is_empty() {
+            return Ok(());
+        }
+        if self.queued + packet.len() > cap {
+            return Err(Overflow {
+                queued: self.queued,
+            });
+        }
+        let message = open.get_or_insert_with(|| {
+            self.packets.push_back(Entry {
+                bytes: Bytes::new(),
+                frames: 0,
+                unit_start: true,
+                touched: false,
+            });
+            OpenMessage {
+                placeholder: self.packets.len() - 1,
+                bytes: 0,
+            }
+        });
+        message.bytes += packet.len();
+        self.queued += packet.len();
+        self.push_entry(packet, false);
+        Ok(())
+    }
+
+    /// Seals `open` by putting `header` in its placeholder.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn seal(&mut self, open: OpenMessage, header: Bytes) {
+        if let Some(entry) = self.packets.get_mut(open.placeholder) {
+            self.queued += header.len();
+            entry.bytes = header;
+        }
+    }
+
+    /// Seals `open` by replacing it (placeholder and packets) with the one entry `build`
+    /// makes from the packets' bytes: for a transport that must transform them (a client
+    /// masks what it sends).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn seal_into_one(
+        &mut self,
+        open: OpenMessage,
+        build: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> Bytes,
+    ) {
+        let first = open.placeholder + 1;
+        if first > self.packets.len() {
+            return;
+        }
+        let frames = self.packets.range(first..).map(|e| e.frames).sum();
+        let message = build(&mut self.packets.range(first..).map(|e| &e.bytes[..]));
+        self.packets.truncate(open.placeholder);
+        self.queued = self.queued - open.bytes + message.len();
+        self.packets.push_back(Entry {
+            bytes: message,
+            frames,
+            unit_start: true,
+            touched: false,
+        });
+    }
+
+    /// Queues bytes a transport sends whole (a control frame, an HTTP response): a unit of
+    /// their own, no packets counted, not held to the cap (the transport bounds them).
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn push_unit(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.queued += bytes.len();
+        self.packets.push_back(Entry {
+            bytes,
+            frames: 0,
+            unit_start: true,
+            touched: false,
+        });
+    }
+
+    /// Whether the next byte written starts a unit (or nothing is queued): the peer is not
+    /// in the middle of a message, so something else may be written now.
+    #[cfg_attr(not(feature = "websocket"), allow(dead_code))]
+    pub(crate) fn at_unit_boundary(&self) -> bool {
+        self.packets
+            .front()
+            .is_none_or(|e| e.unit_start && !e.touched)
     }
 
     /// Drops everything queued (the memory of a closing session goes back at once).
@@ -147,6 +276,7 @@ impl SendQueue {
                 self.packets.pop_front();
             } else {
                 front.bytes.advance(n);
+                front.touched = true;
                 n = 0;
             }
         }

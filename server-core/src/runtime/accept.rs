@@ -9,6 +9,7 @@ use super::socket::{configure_socket, is_resource_exhaustion};
 use crate::guard;
 use crate::listener::ListenerShared;
 use crate::session::Hook;
+use crate::transport::TransportState;
 use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::{Interest, Token};
@@ -55,27 +56,35 @@ impl EventLoop {
                         continue;
                     }
                     configure_socket(&stream, &self.config);
-                    let handler = match guard::catch(|| (shared.factory)()) {
-                        Ok(handler) => handler,
-                        Err(message) => {
-                            self.shared
-                                .stats
-                                .hook_panics
-                                .fetch_add(1, Ordering::Relaxed);
-                            error!(
-                                "listener {}: {} panicked ({message}); refusing {peer_addr}",
-                                shared.local_addr,
-                                Hook::Factory
-                            );
-                            shared.release_slot();
-                            continue;
+                    let transport = shared.transport();
+                    // A WebSocket port makes the handler once the upgrade is accepted: a
+                    // page load or a refused handshake never makes one.
+                    let handler = if matches!(transport, TransportState::Tcp) {
+                        match guard::catch(|| (shared.factory)()) {
+                            Ok(handler) => Some(handler),
+                            Err(message) => {
+                                self.shared
+                                    .stats
+                                    .hook_panics
+                                    .fetch_add(1, Ordering::Relaxed);
+                                error!(
+                                    "listener {}: {} panicked ({message}); refusing {peer_addr}",
+                                    shared.local_addr,
+                                    Hook::Factory
+                                );
+                                shared.release_slot();
+                                continue;
+                            }
                         }
+                    } else {
+                        None
                     };
                     self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let adoption = Adoption {
                         stream,
                         peer_addr,
                         handler,
+                        transport,
                         limits: Arc::clone(&shared.limits),
                         max_in_flight: shared.max_in_flight,
                         handler_type: Some(shared.handler_type),

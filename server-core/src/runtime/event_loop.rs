@@ -67,6 +67,12 @@ pub(super) enum TimerKind {
         key: usize,
         id: SessionId,
     },
+    /// A transport's handshake (a WebSocket upgrade) must be complete by now.
+    #[cfg(feature = "websocket")]
+    HandshakeTimeout {
+        key: usize,
+        id: SessionId,
+    },
 }
 
 /// Counters accumulated during an iteration, published to the loop's stats at its end.
@@ -324,6 +330,8 @@ impl EventLoop {
                 TimerKind::LingerExpired { key, id } => self.linger_expired(key, id),
                 TimerKind::Unthrottle { key, id } => self.unthrottle(key, id),
                 TimerKind::StallCheck { key, id } => self.check_stall(key, id),
+                #[cfg(feature = "websocket")]
+                TimerKind::HandshakeTimeout { key, id } => self.handshake_timed_out(key, id),
             }
         }
     }

@@ -1,9 +1,10 @@
-//! Bytes between sockets and connections: the read path (socket -> connection -> frames
-//! -> `on_packet`) and the write path (queued packets -> one `writev` per session per
-//! iteration).
+//! Bytes between sockets and connections: the read path (socket -> connection (and its
+//! transport) -> frames -> `on_packet`) and the write path (queued packets -> one `writev`
+//! per session per iteration), and the end of a closing connection: flushed, then closed,
+//! or (a transport whose peer may still be sending) half-closed and drained first.
 
 use super::event_loop::{EventLoop, TimerKind};
-use crate::connection::{Blocked, Next};
+use crate::connection::{Blocked, Input, Next};
 use crate::guard;
 use crate::session::{DisconnectReason, Hook, SessionId};
 use bytes::Bytes;
@@ -28,6 +29,10 @@ pub(super) enum ReadUntil {
 
 impl EventLoop {
     pub(super) fn read(&mut self, key: usize, until: ReadUntil) {
+        if self.sessions.get(key).is_some_and(|e| e.conn.is_draining()) {
+            self.drain_input(key);
+            return;
+        }
         for _ in 0..READS_PER_EVENT {
             let Some(entry) = self.sessions.get_mut(key) else {
                 return;
@@ -51,9 +56,9 @@ impl EventLoop {
                     return;
                 }
                 Ok(n) => {
-                    entry.conn.received(n, self.now);
+                    let input = entry.conn.received(n, &entry.limits, self.now);
                     self.iteration.bytes_in += n as u64;
-                    if !self.deliver_frames(key) {
+                    if !self.on_input(key, input) {
                         return;
                     }
                     if n < asked && until == ReadUntil::ShortRead {
@@ -75,6 +80,81 @@ impl EventLoop {
                 }
             }
         }
+        if let Some(entry) = self.sessions.get(key) {
+            self.still_readable.push((key, entry.session.id()));
+        }
+    }
+
+    /// Acts on what the connection's transport made of the bytes read; returns whether the
+    /// session may read on.
+    pub(super) fn on_input(&mut self, key: usize, input: Input) -> bool {
+        match input {
+            Input::Frames => self.deliver_frames(key),
+            Input::Queued { went_over } => {
+                if went_over {
+                    self.went_over_cap(key);
+                }
+                self.mark_dirty(key);
+                self.deliver_frames(key)
+            }
+            Input::Closing => {
+                self.closing_by_transport(key);
+                false
+            }
+            Input::Close(reason) => {
+                self.close(key, reason);
+                false
+            }
+            #[cfg(feature = "websocket")]
+            Input::Request(decided) => self.handshake_request(key, decided),
+            #[cfg(feature = "websocket")]
+            Input::Upgraded => self.upgraded(key),
+            #[cfg(feature = "websocket")]
+            Input::Refused(why) => {
+                self.fail_connect(key, io::Error::other(why));
+                false
+            }
+        }
+    }
+
+    /// The transport started closing on its own (the peer's close, a protocol error, a
+    /// handshake answered): the game frames that came before are delivered, then the
+    /// session takes no more sends; what is queued is flushed within the linger time.
+    pub(super) fn closing_by_transport(&mut self, key: usize) {
+        self.deliver_frames(key);
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        entry.session.mark_closed();
+        let id = entry.session.id();
+        self.timers.push(
+            self.now + self.config.linger,
+            TimerKind::LingerExpired { key, id },
+        );
+        self.mark_dirty(key);
+    }
+
+    /// Reads and discards until the peer closes (see `Connection::start_draining`); the
+    /// linger timer bounds how long.
+    fn drain_input(&mut self, key: usize) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..READS_PER_EVENT {
+            let Some(entry) = self.sessions.get_mut(key) else {
+                return;
+            };
+            self.iteration.read_calls += 1;
+            match entry.stream.read(&mut scratch) {
+                Ok(n) if n > 0 => self.iteration.bytes_in += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // End of input, or a reset: the peer is done.
+                Ok(_) | Err(_) => {
+                    self.close_with_pending_reason(key);
+                    return;
+                }
+            }
+        }
+        // Out of budget: the session is revisited next iteration.
         if let Some(entry) = self.sessions.get(key) {
             self.still_readable.push((key, entry.session.id()));
         }
@@ -153,7 +233,10 @@ impl EventLoop {
                         );
                     }
                     let frame = entry.conn.frame(len);
-                    let (handler, session) = (&mut entry.handler, &entry.session);
+                    let Some(handler) = entry.handler.as_mut() else {
+                        return false; // not upgraded: no frames yet
+                    };
+                    let session = &entry.session;
                     let result = guard::catch(|| handler.on_packet(session, frame));
                     entry.conn.consume(len);
                     self.iteration.packets_in += 1;
@@ -196,26 +279,35 @@ impl EventLoop {
         if entry.session.id() != id {
             return; // the slot was reused: that session is gone
         }
-        let before = entry.conn.queued_bytes();
+        let before = entry.session.queued_bytes();
         let result = entry.conn.queue(packet, &entry.limits, self.now);
         let after = entry.conn.queued_bytes();
         entry.session.publish_queued(after);
-        let stall = entry.limits.send_stall_timeout;
         self.account_queue(before, after);
         match result {
             Ok(went_over) => {
                 if went_over {
-                    self.shared
-                        .stats
-                        .read_pauses
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.timers
-                        .push(self.now + stall, TimerKind::StallCheck { key, id });
+                    self.went_over_cap(key);
                 }
                 self.mark_dirty(key);
             }
             Err(reason) => self.close(key, reason),
         }
+    }
+
+    /// A session's backlog just went over the soft cap: reading paused; judge it after the
+    /// stall timeout.
+    fn went_over_cap(&mut self, key: usize) {
+        let Some(entry) = self.sessions.get(key) else {
+            return;
+        };
+        let (id, stall) = (entry.session.id(), entry.limits.send_stall_timeout);
+        self.shared
+            .stats
+            .read_pauses
+            .fetch_add(1, Ordering::Relaxed);
+        self.timers
+            .push(self.now + stall, TimerKind::StallCheck { key, id });
     }
 
     /// Keeps the loop's total of queued bytes in step with one session's change.
@@ -254,7 +346,7 @@ impl EventLoop {
         {
             return;
         }
-        let before = entry.conn.queued_bytes();
+        let before = entry.session.queued_bytes();
         let written = entry.conn.write_to(&mut entry.stream, &entry.limits);
         let after = entry.conn.queued_bytes();
         entry.session.publish_queued(after);
@@ -283,7 +375,25 @@ impl EventLoop {
             !e.conn.has_output() && matches!(e.conn.phase(), crate::connection::Phase::Closing(_))
         });
         if closing_and_drained {
-            self.close_with_pending_reason(key);
+            self.finish_closing(key);
         }
+    }
+
+    /// Everything a closing session queued is written: close, or first shut the write
+    /// side and drain what the peer still sends (see `Connection::start_draining`).
+    fn finish_closing(&mut self, key: usize) {
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        if !entry.conn.start_draining() {
+            self.close_with_pending_reason(key);
+            return;
+        }
+        if entry.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.close_with_pending_reason(key);
+            return;
+        }
+        // Input may be waiting already, and its edge has passed.
+        self.drain_input(key);
     }
 }

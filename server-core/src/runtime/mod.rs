@@ -8,7 +8,8 @@
 //! | `mailbox.rs` | commands between threads: inboxes, wakers, staging, liveness |
 //! | `accept.rs` | listening sockets: accept, limits, back-off, close |
 //! | `sessions.rs` | a session's life on its loop: adopt, open, hooks, close |
-//! | `io.rs` | reading frames in and flushing queued bytes out |
+//! | `io.rs` | reading frames in and flushing queued bytes out; the end of a closing connection |
+//! | `handshake.rs` | a WebSocket connection's upgrade: the factory, the `http` hook, refusals, the timeout |
 //! | `fault.rs` | what a loop does when server-core itself fails on it |
 //! | `timer.rs` | the timer heap the loop sleeps on |
 //! | `socket.rs` | socket options, binding, error classes |
@@ -16,6 +17,8 @@
 mod accept;
 mod event_loop;
 mod fault;
+#[cfg(feature = "websocket")]
+mod handshake;
 mod io;
 mod mailbox;
 mod sessions;

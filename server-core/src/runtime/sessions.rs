@@ -1,6 +1,7 @@
-//! A session's life on its loop: adoption (accepted or outgoing), the connect, the hooks
-//! (every one through the guard: a panic closes only that session, with
-//! [`DisconnectReason::Panicked`]), pauses and resumes, and the close.
+//! A session's life on its loop: adoption (accepted or outgoing), the connect, a
+//! transport's handshake (`handshake.rs`), the hooks (every one through the guard: a panic
+//! closes only that session, with [`DisconnectReason::Panicked`]), pauses and resumes, and
+//! the close.
 
 use super::event_loop::{EventLoop, Readiness, TimerKind};
 use super::io::ReadUntil;
@@ -11,6 +12,7 @@ use crate::listener::ListenerShared;
 use crate::session::{
     DisconnectKind, DisconnectReason, Hook, Route, Session, SessionHandler, SessionId, SessionParts,
 };
+use crate::transport::TransportState;
 use log::{debug, error, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -24,7 +26,11 @@ use std::sync::Arc;
 pub(crate) struct Adoption {
     pub(crate) stream: TcpStream,
     pub(crate) peer_addr: SocketAddr,
-    pub(crate) handler: Box<dyn SessionHandler>,
+    /// `None` for a WebSocket port's connection: the factory runs once the upgrade is
+    /// accepted.
+    pub(crate) handler: Option<Box<dyn SessionHandler>>,
+    /// How the connection starts: plain TCP, or a WebSocket handshake.
+    pub(crate) transport: TransportState,
     pub(crate) limits: Arc<Limits>,
     pub(crate) max_in_flight: u32,
     pub(crate) handler_type: Option<(TypeId, &'static str)>,
@@ -40,7 +46,9 @@ pub(crate) struct Adoption {
 pub(super) struct SessionEntry {
     pub(super) stream: TcpStream,
     pub(super) session: Session,
-    pub(super) handler: Box<dyn SessionHandler>,
+    /// `Some` from `on_connected` on (and for an outgoing connection from the start): a
+    /// session without a handler has run no hook and runs none at its close.
+    pub(super) handler: Option<Box<dyn SessionHandler>>,
     pub(super) conn: Connection,
     pub(super) limits: Arc<Limits>,
     /// Already in the loop's `dirty` list this iteration.
@@ -93,6 +101,7 @@ impl EventLoop {
             stream,
             peer_addr,
             handler,
+            transport,
             limits,
             max_in_flight,
             handler_type,
@@ -110,13 +119,9 @@ impl EventLoop {
             },
             max_in_flight,
             handler_type,
+            transport: transport.kind(),
         });
-        let phase = if connecting {
-            Phase::Connecting
-        } else {
-            Phase::Open
-        };
-        let conn = Connection::new(&limits, phase, self.now);
+        let conn = Connection::with_transport(&limits, Phase::Connecting, self.now, transport);
         self.sessions.insert(SessionEntry {
             stream,
             session,
@@ -133,7 +138,28 @@ impl EventLoop {
                 TimerKind::ConnectTimeout { key, id },
             );
         } else {
+            self.established(key);
+        }
+    }
+
+    /// The TCP connection is up: the session opens now, or its transport's handshake
+    /// starts (bounded by the handshake timeout).
+    fn established(&mut self, key: usize) {
+        let Some(entry) = self.sessions.get_mut(key) else {
+            return;
+        };
+        if entry.conn.established(self.now) {
             self.opened(key);
+            return;
+        }
+        #[cfg(feature = "websocket")]
+        if let Some(timeout) = entry.conn.handshake_timeout() {
+            let id = entry.session.id();
+            self.timers
+                .push(self.now + timeout, TimerKind::HandshakeTimeout { key, id });
+        }
+        if entry.conn.has_output() {
+            self.mark_dirty(key); // a client's upgrade request
         }
     }
 
@@ -143,8 +169,7 @@ impl EventLoop {
         if let Some(listener) = &adoption.listener {
             listener.release_slot();
         }
-        if adoption.connecting {
-            let mut handler = adoption.handler;
+        if let (true, Some(mut handler)) = (adoption.connecting, adoption.handler) {
             let error = io::Error::other(why.to_owned());
             self.guard_sessionless(Hook::OnConnectFailed, adoption.peer_addr, || {
                 handler.on_connect_failed(&error);
@@ -154,7 +179,7 @@ impl EventLoop {
     }
 
     /// The session became usable: start its idle clock and tell the handler.
-    fn opened(&mut self, key: usize) {
+    pub(super) fn opened(&mut self, key: usize) {
         self.arm_idle_sweep();
         let Some(entry) = self.sessions.get_mut(key) else {
             return;
@@ -172,7 +197,8 @@ impl EventLoop {
         }
     }
 
-    /// Checks an outgoing connect; returns whether the session is now open.
+    /// Checks an outgoing connect; returns whether the session is now connected (open, or
+    /// in its transport's handshake).
     fn finish_connect(&mut self, key: usize) -> bool {
         let Some(entry) = self.sessions.get_mut(key) else {
             return false;
@@ -192,7 +218,7 @@ impl EventLoop {
         };
         match error {
             None => {
-                self.opened(key);
+                self.established(key);
                 self.sessions.contains(key)
             }
             Some(e) => {
@@ -212,17 +238,19 @@ impl EventLoop {
         }
     }
 
-    fn fail_connect(&mut self, key: usize, error: io::Error) {
+    pub(super) fn fail_connect(&mut self, key: usize, error: io::Error) {
         let Some(mut entry) = self.sessions.try_remove(key) else {
             return;
         };
         entry.session.mark_closed();
         let _ = self.poll.registry().deregister(&mut entry.stream);
-        self.account_queue(entry.conn.queued_bytes(), 0);
+        self.account_queue(entry.session.queued_bytes(), 0);
         self.shared.stats.sessions.fetch_sub(1, Ordering::Relaxed);
         let peer = entry.session.peer_addr();
         debug!("connect to {peer} failed: {error}");
-        let mut handler = entry.handler;
+        let Some(mut handler) = entry.handler else {
+            return;
+        };
         self.guard_sessionless(Hook::OnConnectFailed, peer, || {
             handler.on_connect_failed(&error);
         });
@@ -235,11 +263,15 @@ impl EventLoop {
             return;
         };
         entry.session.mark_closed();
+        #[cfg(feature = "websocket")]
+        entry.conn.queue_close_for(&reason);
         match entry.conn.phase() {
             Phase::Closing(_) => {}
             Phase::Connecting => {
                 self.fail_connect(key, io::Error::other(reason.to_string()));
             }
+            // Nothing was said yet: a refused connection needs no goodbye.
+            Phase::Handshaking => self.close(key, reason),
             Phase::Open if !entry.conn.has_output() => self.close(key, reason),
             Phase::Open => {
                 let id = entry.session.id();
@@ -275,17 +307,31 @@ impl EventLoop {
     }
 
     /// Closes at once: the socket, its queues and its slot are released before the handler
-    /// hears about it.
+    /// hears about it. A client still in its WebSocket handshake fails its connect instead.
     pub(super) fn close(&mut self, key: usize, reason: DisconnectReason) {
+        #[cfg(feature = "websocket")]
+        if self
+            .sessions
+            .get(key)
+            .is_some_and(|e| e.conn.is_client_handshake())
+        {
+            self.fail_connect(key, io::Error::other(reason.to_string()));
+            return;
+        }
         let Some(mut entry) = self.sessions.try_remove(key) else {
             return;
         };
         entry.session.mark_closed();
+        #[cfg(feature = "websocket")]
+        if let Some(words) = entry.conn.last_words(&reason) {
+            // Best effort, one non-blocking write: the close frame a WebSocket peer is owed.
+            let _ = std::io::Write::write(&mut entry.stream, &words);
+        }
         let _ = self.poll.registry().deregister(&mut entry.stream);
         if let Some(listener) = &entry.listener {
             listener.release_slot();
         }
-        self.account_queue(entry.conn.queued_bytes(), 0);
+        self.account_queue(entry.session.queued_bytes(), 0);
         entry.session.publish_queued(0);
         let stats = &self.shared.stats;
         stats.sessions.fetch_sub(1, Ordering::Relaxed);
@@ -300,7 +346,9 @@ impl EventLoop {
             | DisconnectKind::Handler
             | DisconnectKind::SlowReader
             | DisconnectKind::SendQueueOverflow
-            | DisconnectKind::RateLimited => warn!("session {id} ({peer}) closed: {reason}"),
+            | DisconnectKind::RateLimited
+            | DisconnectKind::WebSocket
+            | DisconnectKind::Handshake => warn!("session {id} ({peer}) closed: {reason}"),
             DisconnectKind::IdleTimeout => info!("session {id} ({peer}) closed: {reason}"),
             // Ordinary ends of a connection, resets included.
             _ => debug!("session {id} ({peer}) closed: {reason}"),
@@ -308,11 +356,14 @@ impl EventLoop {
         let SessionEntry {
             stream,
             session,
-            mut handler,
+            handler,
             conn,
             ..
         } = entry;
         drop((stream, conn));
+        let Some(mut handler) = handler else {
+            return; // no hook ran (a WebSocket handshake that never upgraded)
+        };
         if let Err(message) = guard::catch(|| handler.on_disconnected(&session, &reason)) {
             self.report_late_panic(id, peer, Hook::OnDisconnected, &message);
         }
@@ -335,6 +386,9 @@ impl EventLoop {
         let SessionEntry {
             handler, session, ..
         } = entry;
+        let Some(handler) = handler else {
+            return true; // no handler yet: nothing to run
+        };
         match guard::catch(|| f(handler.as_mut(), session)) {
             Ok(()) => self.sessions.contains(key),
             Err(message) => {
@@ -425,5 +479,19 @@ impl EventLoop {
             let at = since + entry.limits.send_stall_timeout;
             self.timers.push(at, TimerKind::StallCheck { key, id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every open session costs one of these in its loop's slab: 5,000 idle sessions must
+    /// stay within a few MiB. The transport seam added one pointer (the WebSocket state is
+    /// boxed) and the receive buffer's cursors shrank to `u32` to pay for it and for the
+    /// decoded cursor, so a TCP session is no larger than before the seam.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_session_entry_stays_small() {
+        let size = std::mem::size_of::<super::SessionEntry>();
+        assert!(size <= 256, "SessionEntry grew to {size} bytes");
     }
 }

@@ -83,6 +83,51 @@ pub enum DisconnectReason {
     /// A socket error.
     #[error("i/o error: {0}")]
     Io(#[source] io::Error),
+    /// The peer broke the WebSocket protocol (an unmasked or text frame, reserved bits, a
+    /// message over the size limit, ...); a close frame with `code` was sent.
+    #[error("websocket protocol error, closed with code {code}: {reason}")]
+    WebSocket {
+        /// The close code sent (RFC 6455 section 7.4.1: 1002 protocol error, 1003
+        /// unaccepted data, 1007 bad UTF-8, 1009 too big).
+        code: u16,
+        /// What the peer did.
+        reason: String,
+    },
+    /// The peer closed the WebSocket with a close frame (answered with one).
+    #[error("closed by peer with a websocket close frame ({})", close_text(*.code, .reason))]
+    WebSocketClosed {
+        /// The peer's close code; `None` when its close frame carried none.
+        code: Option<u16>,
+        /// The peer's reason text (possibly empty).
+        reason: String,
+    },
+    /// The WebSocket upgrade was refused, or did not complete in time, and answered with
+    /// this HTTP status; no handler was made.
+    #[error("websocket handshake refused with HTTP {status}: {reason}")]
+    Handshake {
+        /// The HTTP status sent (400, 405, 408, 426, 431, or 500 when the factory
+        /// panicked).
+        status: u16,
+        /// Why.
+        reason: String,
+    },
+    /// A plain HTTP request on a WebSocket port was answered by the `http` hook (a page, a
+    /// 404); no handler was made.
+    #[error("plain HTTP request for {path} answered {status}")]
+    HttpServed {
+        /// The status sent.
+        status: u16,
+        /// The path asked for.
+        path: String,
+    },
+}
+
+fn close_text(code: Option<u16>, reason: &str) -> String {
+    match (code, reason) {
+        (None, _) => "no code".to_owned(),
+        (Some(code), "") => format!("code {code}"),
+        (Some(code), reason) => format!("code {code}: {reason}"),
+    }
 }
 
 impl DisconnectReason {
@@ -103,6 +148,11 @@ impl DisconnectReason {
             DisconnectReason::Shutdown => DisconnectKind::Shutdown,
             DisconnectReason::LoopDied => DisconnectKind::LoopDied,
             DisconnectReason::Io(_) => DisconnectKind::Io,
+            DisconnectReason::WebSocket { .. } => DisconnectKind::WebSocket,
+            // The peer ended the session the proper way: the same kind as a TCP close.
+            DisconnectReason::WebSocketClosed { .. } => DisconnectKind::PeerClosed,
+            DisconnectReason::Handshake { .. } => DisconnectKind::Handshake,
+            DisconnectReason::HttpServed { .. } => DisconnectKind::HttpServed,
         }
     }
 }
@@ -115,7 +165,7 @@ impl DisconnectReason {
 ///
 /// assert_eq!(DisconnectReason::PeerClosed.kind(), DisconnectKind::PeerClosed);
 /// assert_eq!(DisconnectKind::PeerClosed.as_str(), "peer_closed");
-/// assert_eq!(DisconnectKind::ALL.len(), 13);
+/// assert_eq!(DisconnectKind::ALL.len(), 16);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -146,11 +196,17 @@ pub enum DisconnectKind {
     LoopDied,
     /// [`DisconnectReason::Io`].
     Io,
+    /// [`DisconnectReason::WebSocket`].
+    WebSocket,
+    /// [`DisconnectReason::Handshake`].
+    Handshake,
+    /// [`DisconnectReason::HttpServed`].
+    HttpServed,
 }
 
 impl DisconnectKind {
     /// Every kind, in declaration order.
-    pub const ALL: [DisconnectKind; 13] = [
+    pub const ALL: [DisconnectKind; 16] = [
         DisconnectKind::PeerClosed,
         DisconnectKind::PeerClosedMidFrame,
         DisconnectKind::Framing,
@@ -164,6 +220,9 @@ impl DisconnectKind {
         DisconnectKind::Shutdown,
         DisconnectKind::LoopDied,
         DisconnectKind::Io,
+        DisconnectKind::WebSocket,
+        DisconnectKind::Handshake,
+        DisconnectKind::HttpServed,
     ];
 
     /// A snake_case label: `peer_closed`, `slow_reader`, ...
@@ -183,6 +242,9 @@ impl DisconnectKind {
             DisconnectKind::Shutdown => "shutdown",
             DisconnectKind::LoopDied => "loop_died",
             DisconnectKind::Io => "io",
+            DisconnectKind::WebSocket => "websocket",
+            DisconnectKind::Handshake => "handshake",
+            DisconnectKind::HttpServed => "http_served",
         }
     }
 

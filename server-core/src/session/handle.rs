@@ -5,6 +5,7 @@ use super::in_flight::InFlightCount;
 use super::SessionHandler;
 use crate::runtime::{Command, HandlerCall, LoopShared};
 use crate::testing::DetachedState;
+use crate::transport::Transport;
 use bytes::Bytes;
 use log::error;
 use std::any::{Any, TypeId};
@@ -87,6 +88,7 @@ struct SessionShared {
     in_flight: InFlightCount,
     /// The handler's concrete type, so a `with_handler` for the wrong type fails at once.
     handler_type: Option<(TypeId, &'static str)>,
+    transport: Transport,
 }
 
 pub(crate) enum Route {
@@ -105,6 +107,7 @@ pub(crate) struct SessionParts {
     pub(crate) route: Route,
     pub(crate) max_in_flight: u32,
     pub(crate) handler_type: Option<(TypeId, &'static str)>,
+    pub(crate) transport: Transport,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Session {
                 queued: AtomicUsize::new(0),
                 in_flight: InFlightCount::new(parts.max_in_flight),
                 handler_type: parts.handler_type,
+                transport: parts.transport,
             }),
         }
     }
@@ -133,6 +137,19 @@ impl Session {
     #[must_use]
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer_addr
+    }
+
+    /// How this session reaches its peer: plain TCP or WebSocket. The same handler serves
+    /// both; this is for the rare handler that cares (a log line, a metric label).
+    ///
+    /// # Examples
+    /// ```
+    /// let probe = server_core::testing::DetachedSession::new();
+    /// assert_eq!(probe.session().transport(), server_core::Transport::Tcp);
+    /// ```
+    #[must_use]
+    pub fn transport(&self) -> Transport {
+        self.inner.transport
     }
 
     /// The local address of the socket, if the OS reported one.

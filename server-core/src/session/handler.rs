@@ -93,6 +93,8 @@ pub enum Hook {
     WithHandler,
     /// Dropping a handler.
     Drop,
+    /// The hook answering plain HTTP requests on a WebSocket port (`WsOptions::http`).
+    HttpRequest,
 }
 
 impl Hook {
@@ -108,6 +110,7 @@ impl Hook {
             Hook::OnConnectFailed => "on_connect_failed",
             Hook::WithHandler => "with_handler",
             Hook::Drop => "drop",
+            Hook::HttpRequest => "http_request",
         }
     }
 }

@@ -160,7 +160,7 @@ impl HandshakeConfig {
         }
         if self.timeout.is_zero() || self.timeout > MAX_HANDSHAKE_TIMEOUT {
             return Err(WsConfigError::OutOfRange {
-                name: "handshake timeout",
+                name: "handshake_timeout",
                 value: format!("{:?}", self.timeout),
                 allowed: "more than zero and at most 600 s",
             });
@@ -237,11 +237,11 @@ mod tests {
         assert_eq!(name(with(|c| c.handshake.max_headers = 129)), "max_headers");
         assert_eq!(
             name(with(|c| c.handshake.timeout = Duration::ZERO)),
-            "handshake timeout"
+            "handshake_timeout"
         );
         assert_eq!(
             name(with(|c| c.handshake.timeout = Duration::from_secs(601))),
-            "handshake timeout"
+            "handshake_timeout"
         );
         assert_eq!(name(with(|c| c.max_message_size = 0)), "max_message_size");
         let message = with(|c| c.handshake.max_headers = 0)

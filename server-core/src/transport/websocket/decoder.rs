@@ -89,6 +89,9 @@ pub(crate) enum WsError {
     /// A client frame without a masking key (section 5.1).
     #[error("client frame not masked")]
     Unmasked,
+    /// A server frame with a masking key (section 5.1: a client must close then).
+    #[error("server frame masked")]
+    Masked,
     /// RSV1-3 set with no extension negotiated (section 5.2).
     #[error("reserved bits {0:#05b} set without a negotiated extension")]
     ReservedBits(u8),
@@ -131,6 +134,7 @@ impl WsError {
             Self::CloseReasonNotUtf8 => 1007,
             Self::Frame(_)
             | Self::Unmasked
+            | Self::Masked
             | Self::ReservedBits(_)
             | Self::UnexpectedContinuation
             | Self::MessageNotFinished
@@ -149,8 +153,8 @@ enum State {
     Payload {
         /// Payload bytes still to come.
         remaining: u64,
-        /// The frame's masking key.
-        mask: [u8; 4],
+        /// The frame's masking key (`None` for a server's frames, which are not masked).
+        mask: Option<[u8; 4]>,
         /// Payload bytes already unmasked: the key's phase for the next byte.
         done: u64,
     },
@@ -177,6 +181,9 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct WsDecoder {
     max_message_size: u64,
+    /// Frames must carry a masking key: true on the server (client frames), false on a
+    /// client (server frames must not).
+    masked: bool,
     state: State,
     /// A fragmented binary message is open: its last frame had FIN clear.
     in_message: bool,
@@ -185,10 +192,22 @@ pub(crate) struct WsDecoder {
 }
 
 impl WsDecoder {
-    /// A decoder for a freshly upgraded connection.
+    /// A server's decoder of client frames, for a freshly upgraded connection.
     pub(crate) fn new(max_message_size: u64) -> Self {
         Self {
             max_message_size,
+            masked: true,
+            state: State::Header,
+            in_message: false,
+            message_len: 0,
+        }
+    }
+
+    /// A client's decoder of server frames (unmasked), for a freshly upgraded connection.
+    pub(crate) fn for_client(max_message_size: u64) -> Self {
+        Self {
+            max_message_size,
+            masked: false,
             state: State::Header,
             in_message: false,
             message_len: 0,
@@ -196,6 +215,7 @@ impl WsDecoder {
     }
 
     /// Whether a close frame was received (later input is discarded).
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
@@ -233,7 +253,9 @@ impl WsDecoder {
                     if pos != produced {
                         raw.copy_within(pos..pos + n, produced);
                     }
-                    apply_mask(&mut raw[produced..produced + n], mask, (done % 4) as usize);
+                    if let Some(mask) = mask {
+                        apply_mask(&mut raw[produced..produced + n], mask, (done % 4) as usize);
+                    }
                     produced += n;
                     pos += n;
                     let remaining = remaining - n as u64;
@@ -285,7 +307,9 @@ impl WsDecoder {
                             control: None,
                         });
                     };
-                    apply_mask(payload, mask, 0);
+                    if let Some(mask) = mask {
+                        apply_mask(payload, mask, 0);
+                    }
                     let payload = ControlPayload::new(payload).unwrap_or(ControlPayload::EMPTY);
                     pos += header_len + len;
                     let control = match header.opcode {
@@ -310,12 +334,17 @@ impl WsDecoder {
 
     /// Judges a header against the connection's state and returns its masking key; for data
     /// frames, also opens, continues or finishes the message and checks its size.
-    fn check(&mut self, header: &FrameHeader) -> Result<[u8; 4], WsError> {
+    fn check(&mut self, header: &FrameHeader) -> Result<Option<[u8; 4]>, WsError> {
         let rsv = u8::from(header.rsv1) << 2 | u8::from(header.rsv2) << 1 | u8::from(header.rsv3);
         if rsv != 0 {
             return Err(WsError::ReservedBits(rsv));
         }
-        let mask = header.mask.ok_or(WsError::Unmasked)?;
+        let mask = match (header.mask, self.masked) {
+            (Some(key), true) => Some(key),
+            (None, false) => None,
+            (None, true) => return Err(WsError::Unmasked),
+            (Some(_), false) => return Err(WsError::Masked),
+        };
         match header.opcode {
             OpCode::Text => return Err(WsError::TextFrame),
             OpCode::Binary if self.in_message => return Err(WsError::MessageNotFinished),
@@ -700,6 +729,20 @@ mod tests {
         ];
         let outcome = feed_all(&mut decoder(), &encode_all(&frames));
         assert_eq!((outcome.stream, outcome.controls), (b"x".to_vec(), vec![]));
+    }
+
+    #[test]
+    fn a_client_takes_unmasked_frames_and_refuses_masked_ones() {
+        let mut raw = [0x82, 3, b'a', b'b', b'c', 0x89, 1, b'p'];
+        let mut dec = WsDecoder::for_client(1 << 20);
+        let d = dec.decode(&mut raw).unwrap();
+        assert_eq!((d.produced, &raw[..3]), (3, &b"abc"[..]));
+        assert_eq!(d.control, Some(ping(b"p")));
+        let masked = ClientFrame::new(BINARY, b"x").encode();
+        let err = WsDecoder::for_client(1 << 20)
+            .decode(&mut masked.clone())
+            .unwrap_err();
+        assert_eq!((err.clone(), err.close_code()), (WsError::Masked, 1002));
     }
 
     #[test]

@@ -51,18 +51,35 @@ pub(crate) enum Handshake {
     },
 }
 
-/// The two methods served on the non-WebSocket paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HttpMethod {
+/// The two methods served on the non-WebSocket paths of a
+/// [`listen_ws`](crate::Service::listen_ws) port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpMethod {
     /// `GET`: headers and body.
     Get,
     /// `HEAD`: the headers a `GET` would get, no body.
     Head,
 }
 
-/// An ordinary request on the WebSocket port.
+/// An ordinary request on a [`listen_ws`](crate::Service::listen_ws) port: a `GET` or
+/// `HEAD` for a path other than the WebSocket path, handed to the
+/// [`WsOptions::http`](crate::WsOptions::http) hook.
+///
+/// # Examples
+/// ```
+/// use server_core::{HttpRequest, HttpResponse};
+///
+/// fn route(request: &HttpRequest) -> HttpResponse {
+///     match request.path() {
+///         "/" => HttpResponse::ok("text/plain; charset=utf-8", "hello\n"),
+///         _ => HttpResponse::not_found(),
+///     }
+/// }
+/// # let _ = route;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HttpRequest {
+pub struct HttpRequest {
     /// `GET` or `HEAD`.
     pub(crate) method: HttpMethod,
     /// The path, without the query string; always starts with `/`.
@@ -72,6 +89,24 @@ pub(crate) struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// `GET` or `HEAD` (a `HEAD` is answered with the headers of the `GET`, no body).
+    #[must_use]
+    pub fn method(&self) -> HttpMethod {
+        self.method
+    }
+
+    /// The path, without the query string; always starts with `/`. Not percent-decoded.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query string after `?`, not decoded; `None` if there was no `?`.
+    #[must_use]
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
     /// The response to this request: as [`http_response`], without the body for `HEAD`
     /// (whose `Content-Length` still says what a `GET` would get, as RFC 9110 asks).
     pub(crate) fn response(
@@ -193,7 +228,7 @@ impl HandshakeError {
 pub(crate) struct Quoted(String);
 
 impl Quoted {
-    fn new(bytes: &[u8]) -> Self {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
         let text = String::from_utf8_lossy(bytes);
         let mut quoted: String = text.chars().take(QUOTE_LIMIT).collect();
         if text.chars().nth(QUOTE_LIMIT).is_some() {
@@ -470,13 +505,31 @@ fn response_head(
     head.into_bytes()
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+/// The usual reason phrase of a status; empty (which HTTP/1.1 allows) for others.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
-        _ => "Error",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
     }
 }
 

@@ -1,14 +1,14 @@
-//! WebSocket (RFC 6455, server side) as a byte codec in front of the connection core, for
-//! browser and WebGL clients that cannot open a TCP socket. No I/O, no clock: bytes in,
-//! bytes and decisions out, so every rule is unit- and property-tested without sockets.
+//! WebSocket (RFC 6455) as a byte codec in front of the connection core, for browser and
+//! WebGL clients that cannot open a TCP socket. No I/O, no clock: bytes in, bytes and
+//! decisions out, so every rule is unit- and property-tested without sockets.
 //!
-//! A connection goes through two phases:
+//! A server connection goes through two phases:
 //!
 //! ```text
 //!   accept ──> Handshaking ── parse_request ──┬─ Incomplete: read more (bounded by
 //!                  │                          │  max_head_bytes and the timeout)
-//!                  │                          ├─ Request: an ordinary GET/HEAD; the caller
-//!                  │                          │  answers (page, 404) and closes
+//!                  │                          ├─ Request: an ordinary GET/HEAD; the `http`
+//!                  │                          │  hook answers (page, 404) and it closes
 //!                  │                          ├─ Err: send err.response() (400/405/426/431),
 //!                  │                          │  close
 //!                  │                          └─ Upgrade: send the 101 response; the bytes
@@ -19,6 +19,9 @@
 //!                                             └─ Err: queue close_frame(err.close_code(),
 //!                                                reason), flush, close socket
 //! ```
+//!
+//! A client connection ([`client`]) sends the upgrade request, checks the 101 and its
+//! accept key, then decodes the server's unmasked frames and masks its own.
 //!
 //! In the open phase, the receive buffer is shared with the game framer. The decoder turns
 //! the raw bytes behind the game stream into more game stream, in place:
@@ -38,28 +41,22 @@
 //! `Bytes`, so a broadcast is encoded once and only the few header bytes differ.
 //!
 //! `httparse` parses the request head, RustCrypto's `sha1` with `base64` make the accept
-//! key; frame headers, masking and the decoder are ours, because they are the hot path and
-//! must work in place on the connection's buffer without owning it.
-//
-// The allow below is removed when the codec is wired into the connection core.
-#![allow(dead_code)]
+//! key, `getrandom` seeds a client's masking keys; frame headers, masking and the decoder
+//! are ours, because they are the hot path and must work in place on the connection's
+//! buffer without owning it.
 
+pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod decoder;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod options;
+pub(crate) mod state;
 
 #[cfg(test)]
 mod tests;
 
-// The facade the connection core will use; unused until then, like the rest (see above).
-#[allow(unused_imports)]
-pub(crate) use config::{HandshakeConfig, WsConfig, WsConfigError};
-#[allow(unused_imports)]
-pub(crate) use decoder::{CloseFrame, Control, Decoded, WsDecoder, WsError, MAX_UNCONSUMED};
-#[allow(unused_imports)]
-pub(crate) use frame::{close_frame, encode_binary_header, pong_frame, ServerHeader};
-#[allow(unused_imports)]
-pub(crate) use handshake::{
-    http_response, parse_request, Handshake, HandshakeError, HttpMethod, HttpRequest,
-};
+pub(crate) use decoder::MAX_UNCONSUMED;
+pub use handshake::{HttpMethod, HttpRequest};
+pub use options::{HttpResponse, WsOptions, WsUrl, WsUrlError};
+pub(crate) use state::{WsServer, WsTransport};
