@@ -11,6 +11,7 @@ fn args(extra: &[&str]) -> Args {
 fn start_server() -> game_server::GameServer {
     game_server::start(game_server::ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        ws_addr: Some("127.0.0.1:0".parse().unwrap()),
         threads: Some(2),
         ..game_server::ServerConfig::default()
     })

@@ -15,6 +15,9 @@ use thiserror::Error;
 /// Default room flush interval (`--tick-ms`), chosen by the load test in docs/benchmarks.md.
 pub const DEFAULT_TICK_MS: u64 = 7;
 
+/// Default port of the browser page and WebSocket (`--ws-addr`).
+pub(crate) const DEFAULT_WS_PORT: u16 = 7780;
+
 /// Settings of a game server; also its command line (`--help` shows these texts).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ServerConfig {
@@ -85,6 +88,14 @@ pub struct ServerConfig {
     #[arg(long, env = "GAME_SERVER_MAX_IN_FLIGHT", default_value_t = defaults::MAX_IN_FLIGHT, value_parser = |s: &str| parse_within(s, MAX_IN_FLIGHT))]
     pub max_in_flight: u32,
 
+    /// Address of the browser port, HOST:PORT: `GET /` serves the playable web page, `/ws`
+    /// is the game over WebSocket (the same rooms as --addr), anything else is 404.
+    /// `off` (or an empty value) turns it off.
+    #[arg(long, env = "GAME_SERVER_WS_ADDR", default_value = "127.0.0.1:7780", value_parser = parse_ws_addr)]
+    // `std::option::Option` spelled out: clap reads a plain `Option` as "flag absent", but
+    // this flag has a default and an explicit "off".
+    pub ws_addr: ::std::option::Option<ListenAddr>,
+
     /// Serve Prometheus metrics (/metrics), health (/healthz) and readiness (/readyz) over
     /// HTTP on this HOST:PORT, like 127.0.0.1:9100; off when not given.
     #[arg(long, env = "GAME_SERVER_METRICS_ADDR")]
@@ -132,6 +143,7 @@ impl Default for ServerConfig {
             rate_policy: RatePolicy::Throttle,
             rate_grace: defaults::RATE_LIMIT_GRACE.as_secs(),
             max_in_flight: defaults::MAX_IN_FLIGHT,
+            ws_addr: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_WS_PORT)).into()),
             metrics_addr: None,
             drain_timeout: 0,
 
@@ -218,6 +230,17 @@ pub enum RatePolicy {
     Drop,
     /// Discard the excess and close the client after `--rate-grace` seconds of it.
     Disconnect,
+}
+
+/// `--ws-addr`: an address, or `off` / nothing for no browser port.
+fn parse_ws_addr(s: &str) -> Result<Option<ListenAddr>, String> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e: crate::ParseListenAddrError| e.to_string())
 }
 
 /// Resolves the address of `flag`, logging what a host name resolved to.
@@ -363,6 +386,30 @@ fn parse_within<T: Copy + FromStr + PartialOrd + Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_port_has_a_default_and_an_off_switch() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ServerConfig,
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from([&["game-server"], args].concat());
+        let default = parse(&[]).unwrap().config;
+        assert_eq!(default, ServerConfig::default());
+        assert_eq!(
+            default.ws_addr.map(|a| a.to_string()),
+            Some("127.0.0.1:7780".to_owned())
+        );
+        for off in ["off", "OFF", ""] {
+            assert_eq!(parse(&["--ws-addr", off]).unwrap().config.ws_addr, None);
+        }
+        let on = parse(&["--ws-addr", "localhost:9000"]).unwrap().config;
+        assert_eq!(on.ws_addr.unwrap().to_string(), "localhost:9000");
+        let bad = parse(&["--ws-addr", "nowhere"]).err().unwrap().to_string();
+        assert!(bad.contains("--ws-addr"), "{bad}");
+    }
 
     #[test]
     fn defaults_are_valid_and_bounds_name_the_flag() {

@@ -10,19 +10,24 @@
 //! * the room and the lobby are [`server_core::JobQueue`]s: their state is changed only by
 //!   their jobs, one at a time, so there is no lock around game state;
 //! * broadcasts are encoded once and shared by every recipient; with a tick they are
-//!   gathered and flushed as one send per member per tick.
+//!   gathered and flushed as one send per member per tick;
+//! * a second port (`ws_addr`, default 127.0.0.1:7780) serves browsers: a small web page
+//!   that plays the demo, and the same game over WebSocket; browser and TCP players share
+//!   the rooms.
 //!
-//! The network, threads and buffers are server-core's; this crate holds only the handlers
-//! and the rooms.
+//! The network, threads and buffers are server-core's; this crate holds only the handlers,
+//! the rooms and the page.
 //!
 //! # Examples
-//! Run a server on a free port, as the tests do:
+//! Run a server on free ports, as the tests do:
 //! ```no_run
 //! let server = game_server::start(game_server::ServerConfig {
 //!     addr: "127.0.0.1:0".parse()?,
+//!     ws_addr: Some("127.0.0.1:0".parse()?),
 //!     ..Default::default()
 //! })?;
 //! println!("listening on {}", server.local_addr());
+//! println!("play in a browser: http://{}/", server.ws_addr().unwrap());
 //! server.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -39,6 +44,7 @@ pub mod packets;
 pub mod player;
 pub mod room;
 mod stats;
+mod web;
 
 use lobby::Lobby;
 use log::info;
@@ -91,6 +97,8 @@ pub enum Error {
 pub struct GameServer {
     service: Service,
     listener: Listener,
+    /// The browser port (page and WebSocket), unless `--ws-addr off`.
+    ws_listener: Option<Listener>,
     lobby: JobQueue<Lobby>,
     stats: StatsSource,
     /// The metrics, health and readiness endpoint, when `--metrics-addr` is set.
@@ -104,12 +112,13 @@ pub struct GameServer {
 }
 
 /// Starts a game server: server-core's I/O threads, the lobby with its first room, and a
-/// listener on `config.addr` (port 0 picks a free port; see [`GameServer::local_addr`]).
+/// listener on `config.addr`, and the browser port on `config.ws_addr` unless it is `None`
+/// (port 0 picks a free port; see [`GameServer::local_addr`], [`GameServer::ws_addr`]).
 ///
 /// # Errors
 /// [`Error::Config`] if a setting is out of bounds ([`ServerConfig::validate`]) or
 /// `config.addr` does not resolve, [`Error::Build`] if the I/O threads cannot start,
-/// [`Error::Listen`] if the address cannot be bound, [`Error::Cluster`] if `--cluster` is
+/// [`Error::Listen`] if an address cannot be bound, [`Error::Cluster`] if `--cluster` is
 /// set and Redis does not answer.
 pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     config.validate()?;
@@ -122,6 +131,10 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         None => None,
     };
     let addr = config::resolve("--addr", &config.addr)?;
+    let ws_addr = match &config.ws_addr {
+        Some(addr) => Some(config::resolve("--ws-addr", addr)?),
+        None => None,
+    };
     let metrics_addr = match &config.metrics_addr {
         Some(addr) => Some(config::resolve("--metrics-addr", addr)?),
         None => None,
@@ -159,9 +172,13 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
     };
 
     let factory_lobby = lobby.clone();
-    let listener = service.listen(addr, move || {
-        Player::new(factory_lobby.clone(), Arc::clone(&ids))
-    })?;
+    // One factory for both ports: TCP and browser players share the lobby and its rooms.
+    let new_player = move || Player::new(factory_lobby.clone(), Arc::clone(&ids));
+    let listener = service.listen(addr, new_player.clone())?;
+    let ws_listener = match ws_addr {
+        Some(addr) => Some(service.listen_ws(addr, web::options(), new_player)?),
+        None => None,
+    };
     info!(
         "game-server listening on {} with {} I/O threads (room capacity {}, tick {})",
         listener.local_addr(),
@@ -175,6 +192,9 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
             Some(t) => format!("{} ms", t.as_millis()),
         },
     );
+    if let Some(ws) = &ws_listener {
+        info!("{}", web::open_line(ws.local_addr()));
+    }
     let stats = StatsSource {
         service: handle.clone(),
         listener: listener.clone(),
@@ -193,6 +213,7 @@ pub fn start(config: ServerConfig) -> Result<GameServer, Error> {
         threads: handle.threads(),
         service,
         listener,
+        ws_listener,
         lobby,
         stats,
         ops: Mutex::new(ops),
@@ -207,6 +228,13 @@ impl GameServer {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr()
+    }
+
+    /// The address of the browser port (the web page on `/`, the game's WebSocket on `/ws`),
+    /// unless `ws_addr` was off (with the real port when started on port 0).
+    #[must_use]
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_listener.as_ref().map(Listener::local_addr)
     }
 
     /// The address of the metrics endpoint, when `metrics_addr` was set (with the real port
@@ -315,8 +343,10 @@ impl GameServer {
     }
 
     /// The listeners players come through: closed by a drain, counted to see it end.
-    fn game_listeners(&self) -> [&Listener; 1] {
-        [&self.listener]
+    fn game_listeners(&self) -> Vec<&Listener> {
+        std::iter::once(&self.listener)
+            .chain(self.ws_listener.as_ref())
+            .collect()
     }
 
     fn lock_ops(&self) -> std::sync::MutexGuard<'_, Option<ops::Endpoint>> {

@@ -9,7 +9,7 @@ use util::binary::{ServerProcess, BIN};
 use util::{Client, TIMEOUT};
 
 /// Every flag with its environment variable.
-const FLAGS: [(&str, &str); 10] = [
+const FLAGS: [(&str, &str); 11] = [
     ("--addr", "GAME_SERVER_ADDR"),
     ("--threads", "GAME_SERVER_THREADS"),
     ("--max-sessions", "GAME_SERVER_MAX_SESSIONS"),
@@ -19,6 +19,7 @@ const FLAGS: [(&str, &str); 10] = [
     ("--idle-timeout", "GAME_SERVER_IDLE_TIMEOUT"),
     ("--max-packet-size", "GAME_SERVER_MAX_PACKET_SIZE"),
     ("--metrics-addr", "GAME_SERVER_METRICS_ADDR"),
+    ("--ws-addr", "GAME_SERVER_WS_ADDR"),
     ("--drain-timeout", "GAME_SERVER_DRAIN_TIMEOUT"),
 ];
 

@@ -662,6 +662,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_game-server");
 fn shutdown_under_load(signal: &str) {
     let mut child = Command::new(BIN)
         .args(["--addr", "127.0.0.1:0", "--threads", "2"])
+        .args(["--ws-addr", "off"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -683,7 +684,7 @@ fn shutdown_under_load(signal: &str) {
         let line = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("start-up log line");
-        if let Some(rest) = line.split("listening on ").nth(1) {
+        if let Some(rest) = line.split("game-server listening on ").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
     };

@@ -30,10 +30,16 @@ impl ServerProcess {
     }
 
     /// Spawns `command` (stderr piped, `RUST_LOG=info` unless set) and waits for the
-    /// "listening on ADDR" log line.
+    /// "game-server listening on ADDR" log line.
     pub fn spawn(mut command: Command) -> Self {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
+        }
+        // Tests take free ports only: the browser port's default (7780) is a fixed one.
+        let ws_set = command.get_args().any(|a| a == "--ws-addr")
+            || command.get_envs().any(|(k, _)| k == "GAME_SERVER_WS_ADDR");
+        if !ws_set {
+            command.env("GAME_SERVER_WS_ADDR", "127.0.0.1:0");
         }
         let mut child = command
             .stdout(Stdio::null())
@@ -55,8 +61,10 @@ impl ServerProcess {
             seen: Vec::new(),
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
+        // The game's own line: server-core logs every port it listens on, the browser
+        // port's included, from its I/O threads and in any order.
         let line = server
-            .wait_for_log(super::TIMEOUT, &["listening on "])
+            .wait_for_log(super::TIMEOUT, &["game-server listening on "])
             .unwrap_or_else(|| panic!("no start-up line; log: {:#?}", server.seen));
         server.addr = address_after(&line, "listening on ");
         server

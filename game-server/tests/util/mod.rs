@@ -7,6 +7,7 @@ pub mod binary;
 pub mod http;
 pub mod prometheus;
 pub mod redis;
+pub mod ws;
 
 use game_server::{GameServer, ServerConfig};
 use std::io::{ErrorKind, Read, Write};
@@ -23,6 +24,7 @@ pub fn server(tweak: impl FnOnce(&mut ServerConfig)) -> GameServer {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut config = ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
+        ws_addr: Some("127.0.0.1:0".parse().unwrap()),
         threads: Some(2),
         ..ServerConfig::default()
     };
