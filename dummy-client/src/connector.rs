@@ -3,9 +3,8 @@
 //! than [`MAX_IN_FLIGHT`] handshakes outstanding.
 
 use crate::session::{ClientSession, Shared, Slot};
-use crate::MAX_IN_FLIGHT;
+use crate::{Target, MAX_IN_FLIGHT};
 use server_core::{ConnectError, ServiceHandle};
-use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +17,8 @@ pub(crate) struct Connector {
     pub(crate) slots: Vec<Arc<Slot>>,
     /// Handed to every session, which reports on it when it joined (for the scheduler).
     pub(crate) ready: Sender<usize>,
-    pub(crate) addr: SocketAddr,
+    /// The game's TCP port, or its WebSocket URL.
+    pub(crate) target: Target,
     /// New connections per second; `None` = as fast as the in-flight limit allows.
     pub(crate) rate: Option<f64>,
 }
@@ -85,7 +85,11 @@ impl Connector {
             self.ready.clone(),
         );
         self.shared.note_initiated();
-        match self.handle.connect(self.addr, handler) {
+        let started = match &self.target {
+            Target::Tcp(addr) => self.handle.connect(*addr, handler),
+            Target::WebSocket(url) => self.handle.connect_ws(url, handler),
+        };
+        match started {
             Ok(()) => {}
             Err(ConnectError::Socket { source, .. }) => self.shared.connect_failed(&source),
             Err(e) => self

@@ -73,6 +73,7 @@ pub use report::{Progress, Report, JSON_KEYS};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use run::Run;
+use server_core::WsUrl;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
@@ -140,9 +141,10 @@ or the client could not start; 2 server unreachable (nothing connected within 10
 invalid command line; 130 a second Ctrl-C."
 )]
 pub struct Args {
-    /// Server address (host:port).
-    #[arg(long, default_value = "127.0.0.1:7777", value_parser = parse_addr)]
-    pub addr: SocketAddr,
+    /// Server address: HOST:PORT for the TCP port, or ws://HOST:PORT/PATH for the same game
+    /// over WebSocket (game-server's --ws-addr port, path /ws).
+    #[arg(long, default_value = "127.0.0.1:7777", value_parser = parse_target)]
+    pub addr: Target,
 
     /// Number of sessions.
     #[arg(long, default_value_t = 500, value_parser = parse_positive_usize)]
@@ -200,6 +202,45 @@ impl Args {
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
     }
+}
+
+/// Where the sessions connect (`--addr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The game's TCP port.
+    Tcp(SocketAddr),
+    /// The game over WebSocket (`ws://host:port/path`): the same frames in binary messages.
+    WebSocket(WsUrl),
+}
+
+impl Target {
+    /// The address connected to.
+    #[must_use]
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self {
+            Target::Tcp(addr) => *addr,
+            Target::WebSocket(url) => url.addr(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp(addr) => addr.fmt(f),
+            Target::WebSocket(url) => url.fmt(f),
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    if s.contains("://") {
+        return s
+            .parse::<WsUrl>()
+            .map(Target::WebSocket)
+            .map_err(|e| e.to_string());
+    }
+    parse_addr(s).map(Target::Tcp)
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {

@@ -12,7 +12,7 @@ use crate::flood::{Flood, FloodTotals};
 use crate::report::{Progress, Report};
 use crate::schedule::Scheduler;
 use crate::session::{self, Phase, Shared, Slot, Totals};
-use crate::{new_histogram, Args, Error, Mode, MAX_DRAIN, UNREACHABLE_AFTER};
+use crate::{new_histogram, Args, Error, Mode, Target, MAX_DRAIN, UNREACHABLE_AFTER};
 use hdrhistogram::Histogram;
 use server_core::Service;
 use std::io::IsTerminal;
@@ -60,16 +60,25 @@ impl<'a> Run<'a> {
         }
         let service = builder.build().map_err(Error::Service)?;
 
-        let flood = match args.flooders {
-            0 => None,
-            n => Some(
-                Flood::join(args.addr, usize::from(n), args.flood_mode).map_err(|source| {
+        let flood = match (args.flooders, &args.addr) {
+            (0, _) => None,
+            (n, Target::Tcp(addr)) => Some(
+                Flood::join(*addr, usize::from(n), args.flood_mode).map_err(|source| {
                     Error::Flooder {
-                        addr: args.addr,
+                        addr: *addr,
                         source,
                     }
                 })?,
             ),
+            // Flooders write raw frames to a TCP socket as fast as it takes them.
+            (_, Target::WebSocket(url)) => {
+                return Err(Error::Flooder {
+                    addr: url.addr(),
+                    source: std::io::Error::other(
+                        "flooders speak plain TCP: give --addr the game's TCP port",
+                    ),
+                })
+            }
         };
         let uncounted = flood.as_ref().map(Flood::player_ids).unwrap_or_default();
         let shared = Arc::new(Shared::new(args.mode, uncounted));
@@ -88,7 +97,7 @@ impl<'a> Run<'a> {
             shared: Arc::clone(&shared),
             slots: slots.clone(),
             ready: ready_tx,
-            addr: args.addr,
+            target: args.addr.clone(),
             rate: args.connect_rate,
         }
         .spawn();
@@ -217,7 +226,7 @@ impl<'a> Run<'a> {
             .shared
             .first_connect_error()
             .unwrap_or_else(|| format!("no connection within {} s", UNREACHABLE_AFTER.as_secs()));
-        let addr = self.args.addr;
+        let addr = self.args.addr.socket_addr();
         let _ = self.shut_down();
         Error::Unreachable { addr, reason }
     }

@@ -1,7 +1,7 @@
 //! Command-line handling: defaults, every flag, and rejected values.
 
 use clap::Parser;
-use dummy_client::{Args, Mode};
+use dummy_client::{Args, Mode, Target};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,7 +12,10 @@ fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
 #[test]
 fn defaults() {
     let a = parse(&[]).unwrap();
-    assert_eq!(a.addr, "127.0.0.1:7777".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        a.addr,
+        Target::Tcp("127.0.0.1:7777".parse::<SocketAddr>().unwrap())
+    );
     assert_eq!(a.count, 500);
     assert_eq!(a.mode, Mode::Chat);
     assert_eq!(a.interval_ms, 250);
@@ -48,7 +51,10 @@ fn every_flag() {
         "--quiet",
     ])
     .unwrap();
-    assert_eq!(a.addr, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        a.addr,
+        Target::Tcp("127.0.0.1:9000".parse::<SocketAddr>().unwrap())
+    );
     assert_eq!(a.count, 5000);
     assert_eq!(a.mode, Mode::Move);
     assert_eq!(a.interval_ms, 100);
@@ -58,6 +64,24 @@ fn every_flag() {
     assert_eq!(a.threads, Some(3));
     assert!(a.json);
     assert!(a.quiet);
+}
+
+#[test]
+fn a_websocket_url_targets_the_browser_port() {
+    let a = parse(&["--addr", "ws://127.0.0.1:7780/ws"]).unwrap();
+    let Target::WebSocket(url) = &a.addr else {
+        panic!("{:?}", a.addr);
+    };
+    assert_eq!((url.host(), url.path()), ("127.0.0.1:7780", "/ws"));
+    assert_eq!(a.addr.to_string(), "ws://127.0.0.1:7780/ws");
+    for bad in [
+        "wss://127.0.0.1:7780/ws",
+        "http://127.0.0.1:7780/",
+        "ws://127.0.0.1:x/ws",
+    ] {
+        let error = parse(&["--addr", bad]).unwrap_err().to_string();
+        assert!(error.contains("--addr"), "{bad}: {error}");
+    }
 }
 
 #[test]
@@ -72,8 +96,8 @@ fn chat_mode_and_host_names() {
     ])
     .unwrap();
     assert_eq!(a.mode, Mode::Chat);
-    assert_eq!(a.addr.port(), 7777);
-    assert!(a.addr.ip().is_loopback());
+    assert_eq!(a.addr.socket_addr().port(), 7777);
+    assert!(a.addr.socket_addr().ip().is_loopback());
     assert_eq!(a.warmup, Duration::ZERO);
 }
 

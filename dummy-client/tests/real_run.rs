@@ -20,7 +20,11 @@ fn start_server() -> game_server::GameServer {
 
 fn short_run(mode: &str) {
     let server = start_server();
-    let addr = server.local_addr().to_string();
+    short_run_on(&server, &server.local_addr().to_string(), mode);
+}
+
+/// 20 sessions for two seconds against `addr` (a TCP address or a ws:// URL).
+fn short_run_on(server: &game_server::GameServer, addr: &str, mode: &str) {
     let a = args(&[
         "--addr",
         &addr,
@@ -67,6 +71,16 @@ fn chat_run_against_an_in_process_server() {
 #[test]
 fn move_run_against_an_in_process_server() {
     short_run("move");
+}
+
+#[test]
+fn chat_run_over_websocket() {
+    let server = start_server();
+    let url = format!(
+        "ws://{}/ws",
+        server.ws_addr().expect("the browser port is on")
+    );
+    short_run_on(&server, &url, "chat");
 }
 
 #[test]

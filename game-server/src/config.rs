@@ -15,8 +15,6 @@ use thiserror::Error;
 /// Default room flush interval (`--tick-ms`), chosen by the load test in docs/benchmarks.md.
 pub const DEFAULT_TICK_MS: u64 = 7;
 
-/// Default port of the browser page and WebSocket (`--ws-addr`).
-pub(crate) const DEFAULT_WS_PORT: u16 = 7780;
 
 /// Settings of a game server; also its command line (`--help` shows these texts).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -127,7 +125,9 @@ const DEFAULT_MAX_PACKET_SIZE: u16 = {
 };
 
 impl Default for ServerConfig {
-    /// The command-line defaults.
+    /// The command-line defaults, except that the browser port (`ws_addr`) is off: code
+    /// that starts servers (tests, embedders) picks its ports, and a fixed second port
+    /// would collide between servers started side by side. Set it to turn it on.
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 7777)).into(),
@@ -143,7 +143,7 @@ impl Default for ServerConfig {
             rate_policy: RatePolicy::Throttle,
             rate_grace: defaults::RATE_LIMIT_GRACE.as_secs(),
             max_in_flight: defaults::MAX_IN_FLIGHT,
-            ws_addr: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_WS_PORT)).into()),
+            ws_addr: None,
             metrics_addr: None,
             drain_timeout: 0,
 
@@ -397,10 +397,17 @@ mod tests {
         }
         let parse = |args: &[&str]| Cli::try_parse_from([&["game-server"], args].concat());
         let default = parse(&[]).unwrap().config;
-        assert_eq!(default, ServerConfig::default());
         assert_eq!(
-            default.ws_addr.map(|a| a.to_string()),
+            default.ws_addr.as_ref().map(ToString::to_string),
             Some("127.0.0.1:7780".to_owned())
+        );
+        assert_eq!(
+            ServerConfig {
+                ws_addr: None,
+                ..default
+            },
+            ServerConfig::default(),
+            "in code, the browser port is off until set"
         );
         for off in ["off", "OFF", ""] {
             assert_eq!(parse(&["--ws-addr", off]).unwrap().config.ws_addr, None);
