@@ -26,6 +26,7 @@ for crate in "${crates[@]}"; do
   # The workspace lockfile pins the same dependency versions the workspace tests with.
   cp Cargo.lock "$unpacked/$crate-$version/"
   echo "-- tests of the unpacked $crate package"
+  # --all-features: server-core's tests of its optional WebSocket transport run too.
   CARGO_TARGET_DIR=target/package-tests \
-    cargo test --manifest-path "$unpacked/$crate-$version/Cargo.toml" -q
+    cargo test --manifest-path "$unpacked/$crate-$version/Cargo.toml" --all-features -q
 done

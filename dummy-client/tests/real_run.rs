@@ -27,7 +27,7 @@ fn short_run(mode: &str) {
 fn short_run_on(server: &game_server::GameServer, addr: &str, mode: &str) {
     let a = args(&[
         "--addr",
-        &addr,
+        addr,
         "--count",
         "20",
         "--mode",

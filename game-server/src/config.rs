@@ -15,7 +15,6 @@ use thiserror::Error;
 /// Default room flush interval (`--tick-ms`), chosen by the load test in docs/benchmarks.md.
 pub const DEFAULT_TICK_MS: u64 = 7;
 
-
 /// Settings of a game server; also its command line (`--help` shows these texts).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ServerConfig {

@@ -265,7 +265,7 @@ impl HttpResponse {
 /// assert_eq!((url.host(), url.path()), ("127.0.0.1:7780", "/ws"));
 /// assert_eq!(url.to_string(), "ws://127.0.0.1:7780/ws");
 ///
-/// assert!("wss://example.com/ws".parse::<WsUrl>().is_err());
+/// assert!("wss://127.0.0.1/ws".parse::<WsUrl>().is_err(), "TLS belongs to a proxy");
 /// let direct = WsUrl::new("127.0.0.1:7780".parse()?, "/ws?name=kim")?;
 /// assert_eq!(direct.path(), "/ws?name=kim");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
