@@ -17,8 +17,9 @@ pub(crate) struct Connector {
     pub(crate) slots: Vec<Arc<Slot>>,
     /// Handed to every session, which reports on it when it joined (for the scheduler).
     pub(crate) ready: Sender<usize>,
-    /// The game's TCP port, or its WebSocket URL.
-    pub(crate) target: Target,
+    /// The servers, TCP ports or WebSocket URLs; each slot connects to the one its `server`
+    /// index names.
+    pub(crate) targets: Vec<Target>,
     /// New connections per second; `None` = as fast as the in-flight limit allows.
     pub(crate) rate: Option<f64>,
 }
@@ -85,7 +86,7 @@ impl Connector {
             self.ready.clone(),
         );
         self.shared.note_initiated();
-        let started = match &self.target {
+        let started = match &self.targets[slot.server] {
             Target::Tcp(addr) => self.handle.connect(*addr, handler),
             Target::WebSocket(url) => self.handle.connect_ws(url, handler),
         };

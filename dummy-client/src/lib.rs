@@ -36,6 +36,15 @@
 //!   (at most [`MAX_OUTSTANDING`] entries) of its sends with their `Instant`s, keyed by the
 //!   chat sequence number or by the exact position sent; its own broadcast pops the match.
 //!
+//! ## Several servers
+//! `--addr a,b,...` spreads the sessions round-robin over the servers (session `i` on
+//! server `i mod n`), for a game-server cluster whose processes share rooms. Every session
+//! registers which server its player is on when it joins, so a receiver can tell whether a
+//! counted broadcast crossed processes: `received_crossed` counts those whose sender plays on
+//! another server than the receiver. Servers that hand out the same player ids (separate
+//! servers, not one cluster) share no room, and nothing is counted as crossed. Flooders
+//! join the first server.
+//!
 //! ## Library use
 //! ```no_run
 //! use clap::Parser;
@@ -142,9 +151,11 @@ invalid command line; 130 a second Ctrl-C."
 )]
 pub struct Args {
     /// Server address: HOST:PORT for the TCP port, or ws://HOST:PORT/PATH for the same game
-    /// over WebSocket (game-server's --ws-addr port, path /ws).
-    #[arg(long, default_value = "127.0.0.1:7777", value_parser = parse_target)]
-    pub addr: Target,
+    /// over WebSocket (game-server's --ws-addr port, path /ws); several separated by commas
+    /// (a,b,...) spread the sessions over them round-robin, and the report counts the
+    /// broadcasts that crossed servers.
+    #[arg(long, default_value = "127.0.0.1:7777", value_parser = parse_target, value_delimiter = ',')]
+    pub addr: Vec<Target>,
 
     /// Number of sessions.
     #[arg(long, default_value_t = 500, value_parser = parse_positive_usize)]
@@ -285,8 +296,8 @@ pub enum Error {
     /// No session connected within [`UNREACHABLE_AFTER`] (or every attempt failed).
     #[error("server {addr} unreachable: {reason}")]
     Unreachable {
-        /// The address tried.
-        addr: SocketAddr,
+        /// The addresses tried, separated by commas.
+        addr: String,
         /// The first connect error, if any was reported.
         reason: String,
     },

@@ -21,6 +21,11 @@ pub struct Report {
     /// Broadcasts of those packets received (chat: exact by marker; move: every
     /// `S_BroadcastMove` from window start to drain end).
     pub received: u64,
+    /// Servers the sessions were spread over (`--addr a,b,...`).
+    pub servers: u64,
+    /// Of `received`, those whose sender plays on another server than the receiver (0 with
+    /// one server, or with servers that are not one cluster: their player ids repeat).
+    pub received_crossed: u64,
     /// Broadcasts a full delivery would give: for each packet sent, the members of the
     /// sender's room at send time.
     pub expected: u64,
@@ -47,7 +52,7 @@ pub struct Report {
 }
 
 /// The keys of [`Report::to_json`], in order.
-pub const JSON_KEYS: [&str; 16] = [
+pub const JSON_KEYS: [&str; 18] = [
     "connected",
     "failed",
     "sent",
@@ -64,6 +69,8 @@ pub const JSON_KEYS: [&str; 16] = [
     "flooders",
     "flood_sent",
     "flooders_cut",
+    "servers",
+    "received_crossed",
 ];
 
 fn per_second(n: u64, window: Duration) -> f64 {
@@ -177,7 +184,7 @@ impl Report {
     /// One flat JSON object with exactly the keys of [`JSON_KEYS`], on one line.
     #[must_use]
     pub fn to_json(&self) -> String {
-        let values: [String; 16] = [
+        let values: [String; 18] = [
             self.connected.to_string(),
             self.failed.to_string(),
             self.sent.to_string(),
@@ -194,6 +201,8 @@ impl Report {
             self.flooders.to_string(),
             self.flood_sent.to_string(),
             self.flooders_cut.to_string(),
+            self.servers.to_string(),
+            self.received_crossed.to_string(),
         ];
         let mut out = String::from("{");
         for (i, (key, value)) in JSON_KEYS.iter().zip(values).enumerate() {
@@ -232,6 +241,16 @@ impl Report {
             ("expected", self.expected, self.expected_per_s()),
         ] {
             let _ = writeln!(t, "  {name:<16}{total:>14}{per_s:>16.1}");
+        }
+        if self.servers > 1 {
+            let _ = writeln!(
+                t,
+                "  {:<16}{:>14}{:>16.1}   (received from a player on another of the {} servers)",
+                "crossed",
+                self.received_crossed,
+                per_second(self.received_crossed, self.window),
+                self.servers
+            );
         }
         let _ = writeln!(
             t,
@@ -344,6 +363,8 @@ mod tests {
             failed: 0,
             sent,
             received,
+            servers: 1,
+            received_crossed: 0,
             expected,
             window: Duration::from_millis(window_ms),
             warmup: Duration::from_secs(2),

@@ -60,7 +60,7 @@ impl<'a> Run<'a> {
         }
         let service = builder.build().map_err(Error::Service)?;
 
-        let flood = match (args.flooders, &args.addr) {
+        let flood = match (args.flooders, &args.addr[0]) {
             (0, _) => None,
             (n, Target::Tcp(addr)) => Some(
                 Flood::join(*addr, usize::from(n), args.flood_mode).map_err(|source| {
@@ -81,8 +81,11 @@ impl<'a> Run<'a> {
             }
         };
         let uncounted = flood.as_ref().map(Flood::player_ids).unwrap_or_default();
-        let shared = Arc::new(Shared::new(args.mode, uncounted));
-        let slots: Vec<Arc<Slot>> = (0..args.count).map(|i| Arc::new(Slot::new(i))).collect();
+        let servers = args.addr.len().max(1);
+        let shared = Arc::new(Shared::new(args.mode, uncounted, servers));
+        let slots: Vec<Arc<Slot>> = (0..args.count)
+            .map(|i| Arc::new(Slot::new(i, i % servers)))
+            .collect();
         let (ready_tx, ready_rx) = mpsc::channel();
         let scheduler = Scheduler::new(
             slots.clone(),
@@ -97,7 +100,7 @@ impl<'a> Run<'a> {
             shared: Arc::clone(&shared),
             slots: slots.clone(),
             ready: ready_tx,
-            target: args.addr.clone(),
+            targets: args.addr.clone(),
             rate: args.connect_rate,
         }
         .spawn();
@@ -226,7 +229,13 @@ impl<'a> Run<'a> {
             .shared
             .first_connect_error()
             .unwrap_or_else(|| format!("no connection within {} s", UNREACHABLE_AFTER.as_secs()));
-        let addr = self.args.addr.socket_addr();
+        let addr = self
+            .args
+            .addr
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let _ = self.shut_down();
         Error::Unreachable { addr, reason }
     }
@@ -286,6 +295,13 @@ fn summarize(
         failed: count - joined.min(count),
         sent: totals.sent_marked,
         received: totals.received_marked,
+        // Servers that repeat player ids are not one cluster: nothing can be said to cross.
+        received_crossed: if shared.ids_repeat() {
+            0
+        } else {
+            totals.received_crossed
+        },
+        servers: args.addr.len() as u64,
         expected: totals.expected,
         window,
         warmup: args.warmup,

@@ -15,12 +15,12 @@ use crate::{Mode, MAX_OUTSTANDING};
 use hdrhistogram::Histogram;
 use log::{debug, warn};
 use server_core::{DisconnectReason, HandlerError, Session, SessionHandler};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 /// Latency samples a session may buffer between two reporter passes (one second apart).
@@ -45,6 +45,14 @@ pub(crate) struct Shared {
     pub(crate) mode: Mode,
     /// Player ids of the run's flooders: room members no honest session counts on.
     uncounted: HashSet<i32>,
+    /// Servers the sessions are spread over (`--addr a,b,...`).
+    pub(crate) servers: usize,
+    /// With several servers: the server (index into `--addr`) of every session's player,
+    /// registered when it joins, before it sends anything.
+    homes: RwLock<HashMap<i32, usize>>,
+    /// Two servers gave the same player id: they are not one cluster, so whether a
+    /// broadcast crossed cannot be told (and is not counted).
+    ids_repeat: AtomicBool,
     phase: AtomicU8,
     closing: AtomicBool,
     initiated: AtomicUsize,
@@ -58,10 +66,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(mode: Mode, uncounted: HashSet<i32>) -> Self {
+    pub(crate) fn new(mode: Mode, uncounted: HashSet<i32>, servers: usize) -> Self {
         Self {
             mode,
             uncounted,
+            servers,
+            homes: RwLock::new(HashMap::new()),
+            ids_repeat: AtomicBool::new(false),
             phase: AtomicU8::new(Phase::Warmup as u8),
             closing: AtomicBool::new(false),
             initiated: AtomicUsize::new(0),
@@ -73,6 +84,32 @@ impl Shared {
             first_connect_error: Mutex::new(None),
             first_disconnect: Mutex::new(None),
         }
+    }
+
+    /// Records that `player_id` plays on server `server`.
+    fn set_home(&self, player_id: i32, server: usize) {
+        let before = self
+            .homes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(player_id, server);
+        if before.is_some_and(|other| other != server) {
+            self.ids_repeat.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether two servers gave the same player id (see `ids_repeat`).
+    pub(crate) fn ids_repeat(&self) -> bool {
+        self.ids_repeat.load(Ordering::Acquire)
+    }
+
+    /// The server of `player_id`, if it is one of the run's sessions.
+    fn home(&self, player_id: i32) -> Option<usize> {
+        self.homes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&player_id)
+            .copied()
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -218,6 +255,8 @@ impl LatencyState {
 /// The part of a session the scheduler and the reporter see.
 pub(crate) struct Slot {
     pub(crate) index: usize,
+    /// The server this session connects to (index into `--addr`).
+    pub(crate) server: usize,
     pub(crate) session: OnceLock<Session>,
     /// Members of the session's room (itself included) as it knows them.
     pub(crate) room_size: AtomicU32,
@@ -226,13 +265,16 @@ pub(crate) struct Slot {
     pub(crate) expected: AtomicU64,
     pub(crate) received_total: AtomicU64,
     pub(crate) received_marked: AtomicU64,
+    /// Counted broadcasts whose sender plays on another server.
+    pub(crate) received_crossed: AtomicU64,
     pub(crate) latency: Mutex<LatencyState>,
 }
 
 impl Slot {
-    pub(crate) fn new(index: usize) -> Self {
+    pub(crate) fn new(index: usize, server: usize) -> Self {
         Self {
             index,
+            server,
             session: OnceLock::new(),
             room_size: AtomicU32::new(1),
             sent_total: AtomicU64::new(0),
@@ -240,6 +282,7 @@ impl Slot {
             expected: AtomicU64::new(0),
             received_total: AtomicU64::new(0),
             received_marked: AtomicU64::new(0),
+            received_crossed: AtomicU64::new(0),
             latency: Mutex::new(LatencyState::default()),
         }
     }
@@ -257,6 +300,7 @@ pub(crate) struct Totals {
     pub(crate) expected: u64,
     pub(crate) received_total: u64,
     pub(crate) received_marked: u64,
+    pub(crate) received_crossed: u64,
     pub(crate) lost_measurements: u64,
 }
 
@@ -269,6 +313,7 @@ impl Totals {
             t.expected += s.expected.load(Ordering::Relaxed);
             t.received_total += s.received_total.load(Ordering::Relaxed);
             t.received_marked += s.received_marked.load(Ordering::Relaxed);
+            t.received_crossed += s.received_crossed.load(Ordering::Relaxed);
             t.lost_measurements += s.latency().lost;
         }
         t
@@ -366,6 +411,9 @@ pub(crate) struct ClientSession {
     player_id: Option<i32>,
     members: HashSet<i32>,
     connected: bool,
+    /// With several servers: whether a sender plays on another server than this session,
+    /// looked up once per sender.
+    crossed: HashMap<i32, bool>,
 }
 
 impl ClientSession {
@@ -377,6 +425,7 @@ impl ClientSession {
             player_id: None,
             members: HashSet::new(),
             connected: false,
+            crossed: HashMap::new(),
         }
     }
 
@@ -393,7 +442,7 @@ impl ClientSession {
     /// An `S_Chat` from `player_id` carrying `marker` (see [`parse_chat`]).
     fn chat_received(&mut self, player_id: i32, marker: Option<(bool, u64)>) {
         let counted = self.shared.mode == Mode::Chat && marker.is_some_and(|(m, _)| m);
-        self.received(counted);
+        self.received(counted, player_id);
         if let (Some((_, seq)), true) = (marker, Some(player_id) == self.player_id) {
             if self.shared.mode == Mode::Chat {
                 let now = Instant::now();
@@ -402,11 +451,30 @@ impl ClientSession {
         }
     }
 
-    fn received(&self, counted: bool) {
+    fn received(&mut self, counted: bool, sender: i32) {
         self.slot.received_total.fetch_add(1, Ordering::Relaxed);
         if counted {
             self.slot.received_marked.fetch_add(1, Ordering::Relaxed);
+            if self.shared.servers > 1
+                && !self.shared.ids_repeat()
+                && self.sent_from_another_server(sender)
+            {
+                self.slot.received_crossed.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Whether `sender` plays on another server (false for players of no session).
+    fn sent_from_another_server(&mut self, sender: i32) -> bool {
+        if let Some(&crossed) = self.crossed.get(&sender) {
+            return crossed;
+        }
+        let Some(home) = self.shared.home(sender) else {
+            return false;
+        };
+        let crossed = home != self.slot.server;
+        self.crossed.insert(sender, crossed);
+        crossed
     }
 }
 
@@ -481,6 +549,10 @@ impl ClientPacketHandler for ClientSession {
         }
         self.publish_room();
         if newly_joined {
+            if let (Some(me), true) = (self.player_id, self.shared.servers > 1) {
+                // Before the scheduler hears of it, so before anything it sends arrives.
+                self.shared.set_home(me, self.slot.server);
+            }
             self.shared.joined.fetch_add(1, Ordering::AcqRel);
             let _ = self.ready.send(self.slot.index);
         }
@@ -490,7 +562,7 @@ impl ClientPacketHandler for ClientSession {
     fn on_s_broadcast_move(&mut self, p: S_BroadcastMove) -> Result<(), ProtocolError> {
         let counted = self.shared.mode == Mode::Move
             && matches!(self.shared.phase(), Phase::Measuring | Phase::Draining);
-        self.received(counted);
+        self.received(counted, p.player_id);
         if self.shared.mode == Mode::Move && Some(p.player_id) == self.player_id {
             let now = Instant::now();
             self.slot.latency().matched(move_key(p.pos_x, p.pos_z), now);

@@ -14,7 +14,7 @@ fn defaults() {
     let a = parse(&[]).unwrap();
     assert_eq!(
         a.addr,
-        Target::Tcp("127.0.0.1:7777".parse::<SocketAddr>().unwrap())
+        [Target::Tcp("127.0.0.1:7777".parse::<SocketAddr>().unwrap())]
     );
     assert_eq!(a.count, 500);
     assert_eq!(a.mode, Mode::Chat);
@@ -53,7 +53,7 @@ fn every_flag() {
     .unwrap();
     assert_eq!(
         a.addr,
-        Target::Tcp("127.0.0.1:9000".parse::<SocketAddr>().unwrap())
+        [Target::Tcp("127.0.0.1:9000".parse::<SocketAddr>().unwrap())]
     );
     assert_eq!(a.count, 5000);
     assert_eq!(a.mode, Mode::Move);
@@ -69,11 +69,11 @@ fn every_flag() {
 #[test]
 fn a_websocket_url_targets_the_browser_port() {
     let a = parse(&["--addr", "ws://127.0.0.1:7780/ws"]).unwrap();
-    let Target::WebSocket(url) = &a.addr else {
+    let [Target::WebSocket(url)] = &a.addr[..] else {
         panic!("{:?}", a.addr);
     };
     assert_eq!((url.host(), url.path()), ("127.0.0.1:7780", "/ws"));
-    assert_eq!(a.addr.to_string(), "ws://127.0.0.1:7780/ws");
+    assert_eq!(a.addr[0].to_string(), "ws://127.0.0.1:7780/ws");
     for bad in [
         "wss://127.0.0.1:7780/ws",
         "http://127.0.0.1:7780/",
@@ -96,9 +96,22 @@ fn chat_mode_and_host_names() {
     ])
     .unwrap();
     assert_eq!(a.mode, Mode::Chat);
-    assert_eq!(a.addr.socket_addr().port(), 7777);
-    assert!(a.addr.socket_addr().ip().is_loopback());
+    assert_eq!(a.addr[0].socket_addr().port(), 7777);
+    assert!(a.addr[0].socket_addr().ip().is_loopback());
     assert_eq!(a.warmup, Duration::ZERO);
+}
+
+#[test]
+fn several_servers_separated_by_commas() {
+    let a = parse(&[
+        "--addr",
+        "127.0.0.1:7001,127.0.0.1:7002,ws://localhost:7003/ws",
+    ])
+    .unwrap();
+    let ports: Vec<u16> = a.addr.iter().map(|t| t.socket_addr().port()).collect();
+    assert_eq!(ports, [7001, 7002, 7003]);
+    assert!(matches!(a.addr[2], Target::WebSocket(_)));
+    assert!(parse(&["--addr", "127.0.0.1:7001,nowhere"]).is_err());
 }
 
 #[test]

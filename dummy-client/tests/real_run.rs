@@ -18,6 +18,35 @@ fn start_server() -> game_server::GameServer {
     .expect("start the game server")
 }
 
+#[test]
+fn sessions_are_spread_round_robin_over_several_servers() {
+    let servers = [start_server(), start_server()];
+    let addrs = format!("{},{}", servers[0].local_addr(), servers[1].local_addr());
+    let a = args(&[
+        "--addr",
+        &addrs,
+        "--count",
+        "10",
+        "--interval-ms",
+        "100",
+        "--warmup",
+        "0.3",
+        "--duration",
+        "1",
+        "--threads",
+        "2",
+        "--quiet",
+    ]);
+    let report = run(&a).expect("the run succeeds");
+    eprintln!("{}\n{}", report.to_table(), report.to_json());
+    assert_eq!((report.connected, report.servers), (10, 2));
+    // Two separate servers: two rooms of five, and nothing crosses.
+    assert_eq!(report.expected, report.sent * 5);
+    assert_eq!(report.delivery_ratio(), 1.0);
+    assert_eq!(report.received_crossed, 0);
+    assert!(report.to_table().contains("crossed"));
+}
+
 fn short_run(mode: &str) {
     let server = start_server();
     short_run_on(&server, &server.local_addr().to_string(), mode);

@@ -377,6 +377,47 @@ fn bad_messages_on_a_room_channel_are_skipped() {
 }
 
 #[test]
+fn the_load_tester_spreads_over_processes_and_counts_what_crossed() {
+    if !available("the_load_tester_spreads_over_processes_and_counts_what_crossed") {
+        return;
+    }
+    use clap::Parser;
+    let redis = RedisServer::start();
+    let a = clustered(&redis, |_| {});
+    let b = clustered(&redis, |_| {});
+    let addrs = format!("{},{}", a.local_addr(), b.local_addr());
+    let args = dummy_client::Args::try_parse_from([
+        "dummy-client",
+        "--addr",
+        &addrs,
+        "--count",
+        "40",
+        "--interval-ms",
+        "100",
+        "--warmup",
+        "1",
+        "--duration",
+        "2",
+        "--threads",
+        "2",
+        "--quiet",
+    ])
+    .unwrap();
+    let report = dummy_client::run(&args).expect("the run succeeds");
+    eprintln!("{}", report.to_table());
+    assert_eq!((report.connected, report.disconnects), (40, 0));
+    assert_eq!(report.servers, 2);
+    assert_eq!(
+        report.expected,
+        report.sent * 40,
+        "one room over both processes"
+    );
+    assert_eq!(report.delivery_ratio(), 1.0);
+    // Half of each chat's 40 receivers are on the other process.
+    assert_eq!(report.received_crossed * 2, report.received);
+}
+
+#[test]
 fn metrics_show_the_cluster() {
     if !available("metrics_show_the_cluster") {
         return;
