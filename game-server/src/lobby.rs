@@ -354,6 +354,10 @@ impl Lobby {
             for then in cluster.drain() {
                 then(None);
             }
+            // The other processes see this one's players leave now, not a TTL later.
+            for room in self.rooms.values() {
+                room.push(GameRoom::cluster_goodbye);
+            }
         }
         self.rooms.clear();
         self.seating.close_all();

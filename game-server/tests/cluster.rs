@@ -348,6 +348,34 @@ fn a_killed_process_takes_its_players_out_of_the_room_within_the_ttl() {
 }
 
 #[test]
+fn a_process_that_stops_takes_its_players_out_at_once() {
+    if !available("a_process_that_stops_takes_its_players_out_at_once") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let a = clustered(&redis, |_| {});
+    let b = clustered(&redis, |_| {});
+    let (a1, _) = Client::enter(a.local_addr());
+    eventually("B sees a1", || {
+        b.cluster_stats().unwrap().remote_players == 1
+    });
+    let (mut b1, _) = Client::enter(b.local_addr());
+    let stopped = Instant::now();
+    a.shutdown();
+    wait_for(&mut b1, TIMEOUT, "a1's leave", |m| {
+        *m == Msg::Leave { id: a1.id }
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "long before the 5 s TTL: {:?}",
+        stopped.elapsed()
+    );
+    eventually("B's heartbeat sees A gone", || {
+        b.cluster_stats().unwrap().peers == 0
+    });
+}
+
+#[test]
 fn bad_messages_on_a_room_channel_are_skipped() {
     if !available("bad_messages_on_a_room_channel_are_skipped") {
         return;

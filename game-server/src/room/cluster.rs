@@ -135,6 +135,19 @@ impl GameRoom {
         }
     }
 
+    /// This process leaves the cluster (shutting down): an empty snapshot tells the others
+    /// that none of its players is here any more.
+    pub(crate) fn cluster_goodbye(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        self.publish_own();
+        self.publish(OutBody::Snapshot {
+            players: Vec::new(),
+            reply_wanted: false,
+        });
+    }
+
     /// The processes alive at the control thread's last heartbeat. The players of a
     /// process that is gone, and silent here for a presence TTL, leave for this room's
     /// members. Nothing is decided during `grace` (Redis just came back; other processes
