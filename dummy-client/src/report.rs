@@ -45,6 +45,9 @@ pub struct Report {
     pub lost_measurements: u64,
     /// Send-to-own-broadcast latency in microseconds.
     pub latency_us: Histogram<u64>,
+    /// With several servers in chat mode: send to receipt by receivers on other servers,
+    /// in microseconds, for one marked chat in 16.
+    pub cross_latency_us: Histogram<u64>,
     /// The first connect error seen, if any.
     pub first_connect_error: Option<String>,
     /// The reason of the first disconnect, if any.
@@ -52,7 +55,7 @@ pub struct Report {
 }
 
 /// The keys of [`Report::to_json`], in order.
-pub const JSON_KEYS: [&str; 18] = [
+pub const JSON_KEYS: [&str; 20] = [
     "connected",
     "failed",
     "sent",
@@ -71,6 +74,8 @@ pub const JSON_KEYS: [&str; 18] = [
     "flooders_cut",
     "servers",
     "received_crossed",
+    "cross_p50_ms",
+    "cross_p99_ms",
 ];
 
 fn per_second(n: u64, window: Duration) -> f64 {
@@ -184,7 +189,7 @@ impl Report {
     /// One flat JSON object with exactly the keys of [`JSON_KEYS`], on one line.
     #[must_use]
     pub fn to_json(&self) -> String {
-        let values: [String; 18] = [
+        let values: [String; 20] = [
             self.connected.to_string(),
             self.failed.to_string(),
             self.sent.to_string(),
@@ -203,6 +208,8 @@ impl Report {
             self.flooders_cut.to_string(),
             self.servers.to_string(),
             self.received_crossed.to_string(),
+            round(quantile_ms(&self.cross_latency_us, 0.5), 3).to_string(),
+            round(quantile_ms(&self.cross_latency_us, 0.99), 3).to_string(),
         ];
         let mut out = String::from("{");
         for (i, (key, value)) in JSON_KEYS.iter().zip(values).enumerate() {
@@ -271,6 +278,15 @@ impl Report {
             ("max", self.max_ms()),
         ] {
             let _ = writeln!(t, "    {name:<14}{v:>12.3} ms");
+        }
+        if self.servers > 1 {
+            let _ = writeln!(
+                t,
+                "  latency to receivers on other servers, {} samples: p50 {:.3} ms, p99 {:.3} ms",
+                self.cross_latency_us.len(),
+                quantile_ms(&self.cross_latency_us, 0.5),
+                quantile_ms(&self.cross_latency_us, 0.99),
+            );
         }
         if self.flooders > 0 {
             let _ = writeln!(
@@ -374,6 +390,7 @@ mod tests {
             flooders_cut: 0,
             lost_measurements: 0,
             latency_us: crate::new_histogram(),
+            cross_latency_us: crate::new_histogram(),
             first_connect_error: None,
             first_disconnect: None,
         }

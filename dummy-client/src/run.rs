@@ -216,9 +216,15 @@ impl<'a> Run<'a> {
         self.close();
         let totals = Totals::sum(&self.slots);
         session::drain_samples(&self.slots, &mut self.ticker.latency);
+        self.shared
+            .probes
+            .merge(&mut self.ticker.cross_latency, Instant::now());
         let args = self.args;
+        let cross_latency = self.ticker.cross_latency.clone();
         let (shared, latency, flood) = self.shut_down();
-        summarize(args, &shared, totals, latency, window, flood)
+        let mut report = summarize(args, &shared, totals, latency, window, flood);
+        report.cross_latency_us = cross_latency;
+        report
     }
 
     /// Instead of step 2 onwards when [`Run::connect`] found the server unreachable: stops
@@ -313,6 +319,7 @@ fn summarize(
         latency_us,
         first_connect_error,
         first_disconnect: shared.first_disconnect(),
+        cross_latency_us: crate::new_histogram(),
     }
 }
 
@@ -322,6 +329,8 @@ struct Ticker {
     /// When the next line is due.
     next: Instant,
     latency: Histogram<u64>,
+    /// Latency to receivers on other servers (`--addr a,b,...`, chat mode).
+    cross_latency: Histogram<u64>,
     count: usize,
     quiet: bool,
     /// stderr is a terminal: the line is rewritten in place.
@@ -334,6 +343,7 @@ impl Ticker {
             progress: Progress::new(started),
             next: started + Duration::from_secs(1),
             latency: new_histogram(),
+            cross_latency: new_histogram(),
             count: args.count,
             quiet: args.quiet,
             tty: std::io::stderr().is_terminal(),
@@ -351,6 +361,7 @@ impl Ticker {
             self.next = now + Duration::from_secs(1);
         }
         session::drain_samples(slots, &mut self.latency);
+        shared.probes.merge(&mut self.cross_latency, now);
         if self.quiet {
             return;
         }

@@ -6,6 +6,7 @@
 //! interval (no drift); when the thread has fallen more than an interval behind, the missed
 //! slots are skipped rather than sent in a burst. Sending stops when the window ends.
 
+use crate::crossing::is_probe;
 use crate::packets::{C_Chat, C_Move};
 use crate::session::{chat_text, move_key, Pending, Phase, Shared, Slot};
 use crate::Mode;
@@ -219,6 +220,9 @@ impl Scheduler {
         if marked {
             slot.sent_marked.fetch_add(1, Ordering::Relaxed);
             slot.expected.fetch_add(room, Ordering::Relaxed);
+        }
+        if marked && self.mode == Mode::Chat && self.shared.servers > 1 && is_probe(seq) {
+            self.shared.probes.sent(index, seq, Instant::now());
         }
         session.send(frame);
         true

@@ -7,6 +7,7 @@
 //! the FIFO and latency samples sit behind a per-session mutex that only the session's own
 //! broadcast, its own sends and the once-a-second reporter take. Sessions share no locks.
 
+use crate::crossing::{is_probe, Probes};
 use crate::packets::{
     self, s_player_list, ClientPacketHandler, Packet, S_BroadcastEnterGame, S_BroadcastLeaveGame,
     S_BroadcastMove, S_Chat, S_PlayerList,
@@ -47,9 +48,11 @@ pub(crate) struct Shared {
     uncounted: HashSet<i32>,
     /// Servers the sessions are spread over (`--addr a,b,...`).
     pub(crate) servers: usize,
-    /// With several servers: the server (index into `--addr`) of every session's player,
-    /// registered when it joins, before it sends anything.
-    homes: RwLock<HashMap<i32, usize>>,
+    /// With several servers: the server (index into `--addr`) and the slot of every
+    /// session's player, registered when it joins, before it sends anything.
+    homes: RwLock<HashMap<i32, (usize, usize)>>,
+    /// With several servers: the chats timed across servers.
+    pub(crate) probes: Probes,
     /// Two servers gave the same player id: they are not one cluster, so whether a
     /// broadcast crossed cannot be told (and is not counted).
     ids_repeat: AtomicBool,
@@ -72,6 +75,7 @@ impl Shared {
             uncounted,
             servers,
             homes: RwLock::new(HashMap::new()),
+            probes: Probes::default(),
             ids_repeat: AtomicBool::new(false),
             phase: AtomicU8::new(Phase::Warmup as u8),
             closing: AtomicBool::new(false),
@@ -86,14 +90,14 @@ impl Shared {
         }
     }
 
-    /// Records that `player_id` plays on server `server`.
-    fn set_home(&self, player_id: i32, server: usize) {
+    /// Records that `player_id` is session `slot`'s player, on server `server`.
+    fn set_home(&self, player_id: i32, server: usize, slot: usize) {
         let before = self
             .homes
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(player_id, server);
-        if before.is_some_and(|other| other != server) {
+            .insert(player_id, (server, slot));
+        if before.is_some_and(|(other, _)| other != server) {
             self.ids_repeat.store(true, Ordering::Release);
         }
     }
@@ -103,8 +107,8 @@ impl Shared {
         self.ids_repeat.load(Ordering::Acquire)
     }
 
-    /// The server of `player_id`, if it is one of the run's sessions.
-    fn home(&self, player_id: i32) -> Option<usize> {
+    /// The server and slot of `player_id`, if it is one of the run's sessions.
+    fn home(&self, player_id: i32) -> Option<(usize, usize)> {
         self.homes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -411,9 +415,9 @@ pub(crate) struct ClientSession {
     player_id: Option<i32>,
     members: HashSet<i32>,
     connected: bool,
-    /// With several servers: whether a sender plays on another server than this session,
-    /// looked up once per sender.
-    crossed: HashMap<i32, bool>,
+    /// With several servers: for each sender, its slot when it plays on another server
+    /// than this session (`None`: same server), looked up once per sender.
+    crossed: HashMap<i32, Option<usize>>,
 }
 
 impl ClientSession {
@@ -442,7 +446,12 @@ impl ClientSession {
     /// An `S_Chat` from `player_id` carrying `marker` (see [`parse_chat`]).
     fn chat_received(&mut self, player_id: i32, marker: Option<(bool, u64)>) {
         let counted = self.shared.mode == Mode::Chat && marker.is_some_and(|(m, _)| m);
-        self.received(counted, player_id);
+        let from_elsewhere = self.received(counted, player_id);
+        if let (Some(sender), Some((_, seq))) = (from_elsewhere, marker) {
+            if is_probe(seq) {
+                self.shared.probes.received(sender, seq, Instant::now());
+            }
+        }
         if let (Some((_, seq)), true) = (marker, Some(player_id) == self.player_id) {
             if self.shared.mode == Mode::Chat {
                 let now = Instant::now();
@@ -451,28 +460,32 @@ impl ClientSession {
         }
     }
 
-    fn received(&mut self, counted: bool, sender: i32) {
+    /// Counts a received broadcast from player `sender`; returns the sender's slot when it
+    /// was counted and crossed from another server.
+    fn received(&mut self, counted: bool, sender: i32) -> Option<usize> {
         self.slot.received_total.fetch_add(1, Ordering::Relaxed);
-        if counted {
-            self.slot.received_marked.fetch_add(1, Ordering::Relaxed);
-            if self.shared.servers > 1
-                && !self.shared.ids_repeat()
-                && self.sent_from_another_server(sender)
-            {
-                self.slot.received_crossed.fetch_add(1, Ordering::Relaxed);
-            }
+        if !counted {
+            return None;
         }
+        self.slot.received_marked.fetch_add(1, Ordering::Relaxed);
+        if self.shared.servers < 2 || self.shared.ids_repeat() {
+            return None;
+        }
+        let crossed = self.sent_from_another_server(sender);
+        if crossed.is_some() {
+            self.slot.received_crossed.fetch_add(1, Ordering::Relaxed);
+        }
+        crossed
     }
 
-    /// Whether `sender` plays on another server (false for players of no session).
-    fn sent_from_another_server(&mut self, sender: i32) -> bool {
+    /// The slot of `sender` if it plays on another server (`None` for the same server and
+    /// for players of no session).
+    fn sent_from_another_server(&mut self, sender: i32) -> Option<usize> {
         if let Some(&crossed) = self.crossed.get(&sender) {
             return crossed;
         }
-        let Some(home) = self.shared.home(sender) else {
-            return false;
-        };
-        let crossed = home != self.slot.server;
+        let (home, slot) = self.shared.home(sender)?;
+        let crossed = (home != self.slot.server).then_some(slot);
         self.crossed.insert(sender, crossed);
         crossed
     }
@@ -551,7 +564,7 @@ impl ClientPacketHandler for ClientSession {
         if newly_joined {
             if let (Some(me), true) = (self.player_id, self.shared.servers > 1) {
                 // Before the scheduler hears of it, so before anything it sends arrives.
-                self.shared.set_home(me, self.slot.server);
+                self.shared.set_home(me, self.slot.server, self.slot.index);
             }
             self.shared.joined.fetch_add(1, Ordering::AcqRel);
             let _ = self.ready.send(self.slot.index);
