@@ -168,6 +168,7 @@ pub(crate) struct ClusterCounters {
     received_bytes: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_redis_down: AtomicU64,
+    dropped_room_busy: AtomicU64,
     rejected: AtomicU64,
     gaps: AtomicU64,
     redis_outages: AtomicU64,
@@ -207,6 +208,7 @@ impl ClusterCounters {
             received_bytes: get(&self.received_bytes),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_redis_down: get(&self.dropped_redis_down),
+            dropped_room_busy: get(&self.dropped_room_busy),
             rejected: get(&self.rejected),
             gaps: get(&self.gaps),
             redis_outages: get(&self.redis_outages),
@@ -237,6 +239,8 @@ pub struct ClusterStats {
     pub dropped_queue_full: u64,
     /// Messages dropped because Redis was unreachable.
     pub dropped_redis_down: u64,
+    /// Messages from other processes dropped because their room had too many jobs waiting.
+    pub dropped_room_busy: u64,
     /// Messages refused as malformed or of another format version.
     pub rejected: u64,
     /// Times a room saw another process's sequence numbers skip (and asked for snapshots).

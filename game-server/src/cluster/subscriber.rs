@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(25);
 /// A quiet connection is checked with a PING this often (a dead one shows as an error).
 const PING_EVERY: Duration = Duration::from_secs(1);
+/// Jobs a room may have waiting before its messages are dropped (and counted): a room
+/// that cannot keep up must not make its queue grow without bound. The skipped sequence
+/// numbers make it ask for snapshots once it catches up.
+pub(crate) const MAX_ROOM_BACKLOG: usize = 4096;
 
 /// Rooms opened and closed by the lobby, waiting for the subscriber thread.
 #[derive(Default)]
@@ -175,11 +179,13 @@ impl Routes {
                         queue,
                         awaiting,
                     } => {
+                        // Known before subscribing: if that fails, the reconnect
+                        // subscribes it with the others and asks it to resynchronise.
+                        self.rooms.insert(room, queue.clone());
                         pubsub.subscribe(keys::channel(room))?;
                         if let Some(q) = queue.upgrade() {
                             q.push(move |r| r.cluster_subscribed(&awaiting));
                         }
-                        self.rooms.insert(room, queue);
                     }
                     RouteChange::Close(room) => {
                         pubsub.unsubscribe(keys::channel(room))?;
@@ -235,6 +241,12 @@ impl Routes {
         let Some(queue) = self.rooms.get(&header.room).and_then(WeakJobQueue::upgrade) else {
             return; // a room closed here: its last messages are not needed
         };
+        if queue.pending_jobs() >= MAX_ROOM_BACKLOG {
+            self.counters
+                .dropped_room_busy
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match wire::decode(payload) {
             Ok(message) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);

@@ -254,14 +254,16 @@ fn encode_cluster(out: &mut DescriptorEncoder<'_>, c: &ClusterStats) -> fmt::Res
     }
     let mut dropped = out.encode_descriptor(
         "game_cluster_messages_dropped",
-        "Room messages not published: Redis away (redis_down) or the publish queue full \
-         (queue_full).",
+        "Room messages dropped: not published because Redis was away (redis_down) or the \
+         publish queue was full (queue_full), or not handed to a room that had too many \
+         jobs waiting (room_busy).",
         None,
         MetricType::Counter,
     )?;
     for (reason, count) in [
         ("redis_down", c.dropped_redis_down),
         ("queue_full", c.dropped_queue_full),
+        ("room_busy", c.dropped_room_busy),
     ] {
         ConstCounter::new(count).encode(dropped.encode_family(&[("reason", reason)])?)?;
     }

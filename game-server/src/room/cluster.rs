@@ -83,9 +83,11 @@ impl GameRoom {
     }
 
     /// Redis came back after an outage: everything published meanwhile was lost, so the
-    /// room sends its players again and asks for everyone else's.
+    /// room sends its players again and asks for everyone else's. A room whose first
+    /// subscription failed is subscribed now: it waits for nobody in particular.
     pub(crate) fn cluster_resync(&mut self) {
         self.publish_snapshot(true);
+        self.became_ready();
     }
 
     /// A message from another process's room.

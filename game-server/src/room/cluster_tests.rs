@@ -318,3 +318,21 @@ fn a_gone_process_takes_its_players_with_it() {
     assert_eq!(b.received(2), [left(1)]);
     assert_eq!(b.room.remote_players(), 0);
 }
+
+#[test]
+fn a_room_whose_first_subscription_failed_is_ready_at_the_resync() {
+    let mut b = Side::new(0xB);
+    assert!(
+        b.room.cluster.as_ref().unwrap().awaiting.is_some(),
+        "not subscribed yet"
+    );
+    b.room.cluster_resync();
+    assert!(b.room.cluster.as_ref().unwrap().awaiting.is_none(), "ready");
+    assert!(matches!(
+        b.bus.take().last().map(|o| &o.body),
+        Some(OutBody::Snapshot {
+            reply_wanted: true,
+            ..
+        })
+    ));
+}
