@@ -2,6 +2,8 @@
 # Cluster benchmark: the same load (COUNT dummy-client sessions in one room, chat every
 # 250 ms) on one game-server process, on one process with --cluster, and split over two
 # processes sharing the room through one redis-server; medians of RUNS runs, one table.
+# p50/p99 are dummy-client's send -> own broadcast (the sender's server only); "crossing"
+# is send -> receipt on the other server (one chat in 16 timed).
 #
 #   scripts/cluster-bench.sh
 #   RUNS=1 DURATION=5 COUNT=200 scripts/cluster-bench.sh
@@ -101,6 +103,7 @@ window = per_s / (r.get("received") or 1) if per_s else 0  # 1 / window seconds
 per_us = lambda cpu: cpu / 100 / per_s * 1e6 if per_s else float("nan")
 print("\t".join(str(x) for x in [name, n, r.get("delivery_ratio"), round(per_s),
       round((r.get("received_crossed") or 0) * window), r.get("p50_ms"), r.get("p99_ms"),
+      r.get("cross_p50_ms"), r.get("cross_p99_ms"),
       round(server, 1), round(redis, 1), round(client, 1), round(cmds), round(pubs),
       round((bin_ + bout) / 1e6, 2), round(per_us(server), 3), round(per_us(redis), 3)]))
 PY
@@ -121,6 +124,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.tsv")):
         f = line.rstrip("\n").split("\t")
         rows.setdefault(f[0], []).append(f)
 hdr = ["scenario", "processes", "delivery", "deliveries/s", "crossed/s", "p50 ms", "p99 ms",
+       "crossing p50 ms", "crossing p99 ms",
        "game-server CPU %", "redis CPU %", "client CPU %", "Redis commands/s", "PUBLISH/s",
        "Redis MB/s in+out", "server µs/delivery", "Redis µs/delivery"]
 print(f"{sys.argv[2]} sessions in one room, chat every 250 ms; medians of the runs")
