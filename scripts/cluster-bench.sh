@@ -56,7 +56,8 @@ start_servers() { # start_servers N [flags...]: N game-servers on PORTS
   PIDS=()
   for i in $(seq 0 $((n - 1))); do
     # shellcheck disable=SC2086
-    RUST_LOG=warn "$SERVER" --addr "127.0.0.1:${PORTS[$i]}" "$@" >"$OUT/server-$i.log" 2>&1 &
+    RUST_LOG=warn "$SERVER" --addr "127.0.0.1:${PORTS[$i]}" --ws-addr off "$@" \
+      >"$OUT/server-$i.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do
       if (exec 3<>"/dev/tcp/127.0.0.1/${PORTS[$i]}") 2>/dev/null; then break; fi
