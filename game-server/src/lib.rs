@@ -37,6 +37,7 @@
 
 mod cluster;
 mod config;
+pub mod flush_policy;
 mod listen_addr;
 pub mod lobby;
 pub mod ops;
