@@ -24,6 +24,7 @@ use super::mailbox::{
 };
 use super::sessions::SessionEntry;
 use super::timer::TimerHeap;
+use super::wake_timer::{WakeTimer, WAKE_TIMER};
 use crate::config::Config;
 use crate::guard;
 use crate::session::{DisconnectReason, SessionId};
@@ -106,6 +107,8 @@ pub(crate) struct EventLoop {
     pub(super) sessions: Slab<SessionEntry>,
     pub(super) listeners: Slab<ListenerEntry>,
     pub(super) timers: TimerHeap<TimerKind>,
+    /// Wakes `poll` at the earliest timer's deadline, to the microsecond where it can.
+    wake_timer: WakeTimer,
     /// Sessions with packets queued this iteration: flushed once each at the end.
     pub(super) dirty: Vec<usize>,
     /// Sessions to read again: their read budget ran out with data possibly left in the
@@ -138,6 +141,7 @@ impl EventLoop {
         config: Arc<Config>,
     ) -> Self {
         let next_target = shared.index;
+        let wake_timer = WakeTimer::new(poll.registry());
         Self {
             shared,
             peers,
@@ -147,6 +151,7 @@ impl EventLoop {
             sessions: Slab::new(),
             listeners: Slab::new(),
             timers: TimerHeap::new(),
+            wake_timer,
             dirty: Vec::new(),
             still_readable: Vec::new(),
             ready_tasks: VecDeque::new(),
@@ -250,7 +255,7 @@ impl EventLoop {
         self.timers.shrink_if_sparse();
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&mut self) -> Option<Duration> {
         let busy = !self.ready_tasks.is_empty()
             || !self.still_readable.is_empty()
             || !self.dirty.is_empty()
@@ -262,21 +267,12 @@ impl EventLoop {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // Round up to whole milliseconds (epoll's unit) so a sub-millisecond wait does not
-        // turn into a zero timeout and a busy loop until the deadline.
-        deadline.map(|d| {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                left
-            } else {
-                Duration::from_millis(left.as_millis() as u64 + 1)
-            }
-        })
+        self.wake_timer.timeout(deadline, Instant::now())
     }
 
     fn dispatch_event(&mut self, token: Token, readiness: Readiness) {
-        if token == WAKER {
-            return; // the inbox is drained every iteration anyway
+        if token == WAKER || token == WAKE_TIMER {
+            return; // the inbox is drained and due timers run every iteration anyway
         }
         if token.0 >= LISTENER_BASE {
             self.accept(token.0 - LISTENER_BASE);

@@ -12,6 +12,7 @@
 //! | `handshake.rs` | a WebSocket connection's upgrade: the factory, the `http` hook, refusals, the timeout |
 //! | `fault.rs` | what a loop does when server-core itself fails on it |
 //! | `timer.rs` | the timer heap the loop sleeps on |
+//! | `wake_timer.rs` | waking the loop at the earliest deadline, to the microsecond on Linux |
 //! | `socket.rs` | socket options, binding, error classes |
 
 mod accept;
@@ -24,6 +25,7 @@ mod mailbox;
 mod sessions;
 mod socket;
 mod timer;
+mod wake_timer;
 
 pub(crate) use accept::ListenerEntry;
 pub(crate) use event_loop::EventLoop;
