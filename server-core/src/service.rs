@@ -724,6 +724,7 @@ impl ServiceHandle {
             total.loops += 1;
             total.loops_alive += usize::from(shared.is_alive());
         }
+        total.write_cost = self.write_cost();
         self.inner.jobs.add_to(&mut total);
         total
     }
@@ -743,6 +744,35 @@ impl ServiceHandle {
                 busy_for: shared.busy_for(now),
             })
             .collect()
+    }
+
+    /// What one socket write has recently cost on this service's I/O threads: a moving
+    /// average of the wall time of their flush passes per `writev`, everything a flush does
+    /// for a session included, averaged over the threads that have written. `None` before
+    /// the first write.
+    ///
+    /// A write costs about the same whatever it carries, so this is the price of sending to
+    /// one more session: what batching saves. It rises when the machine is busy (a write
+    /// that waits for the CPU takes longer), which is when batching should save more.
+    ///
+    /// # Examples
+    /// ```
+    /// use server_core::Service;
+    ///
+    /// let service = Service::builder().threads(1).build()?;
+    /// assert_eq!(service.handle().write_cost(), None); // nothing written yet
+    /// # Ok::<(), server_core::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn write_cost(&self) -> Option<Duration> {
+        let (sum, count) = self
+            .inner
+            .loops
+            .iter()
+            .filter(|shared| shared.is_alive())
+            .filter_map(|shared| shared.write_cost())
+            .fold((Duration::ZERO, 0u32), |(sum, n), cost| (sum + cost, n + 1));
+        (count > 0).then(|| sum / count)
     }
 
     /// Number of I/O threads.

@@ -88,6 +88,8 @@ pub struct ServiceStats {
     pub read_calls: u64,
     /// `writev` system calls on sessions.
     pub write_calls: u64,
+    /// What one of them costs lately ([`ServiceHandle::write_cost`](crate::ServiceHandle::write_cost)).
+    pub write_cost: Option<std::time::Duration>,
     /// Event-loop iterations (each one `epoll_wait`), summed over the I/O threads.
     pub loop_iterations: u64,
     /// Inbound packets a rate limit refused: dropped (under `Drop`/`Disconnect`) or held

@@ -19,6 +19,24 @@ fn whole_frames_round_trip() {
 }
 
 #[test]
+fn the_write_cost_is_measured_once_something_was_written() {
+    let (service, listener) = echo_server(Service::builder().threads(2));
+    assert_eq!(service.handle().write_cost(), None);
+    let mut c = connect(&listener);
+    for i in 0..10u16 {
+        let f = frame(i, b"cost");
+        write_all(&mut c, &f);
+        assert_eq!(read_frame(&mut c).unwrap(), f);
+    }
+    let cost = service.handle().write_cost().expect("ten writes were made");
+    // A sample counts for at most a millisecond per write, however slow the machine.
+    assert!(
+        cost > Duration::ZERO && cost <= Duration::from_millis(1),
+        "{cost:?}"
+    );
+}
+
+#[test]
 fn frames_split_byte_by_byte_arrive_whole() {
     let (_service, listener) = echo_server(Service::builder().threads(1));
     let mut c = connect(&listener);

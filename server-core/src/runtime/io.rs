@@ -11,6 +11,7 @@ use bytes::Bytes;
 use log::{info, warn};
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Reads per readiness event before the session yields to the others (it is revisited next
 /// iteration), so one fast sender cannot starve its loop.
@@ -325,9 +326,18 @@ impl EventLoop {
     }
 
     pub(super) fn flush_dirty(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let calls_before = self.iteration.write_calls;
+        let started = Instant::now();
         let dirty = std::mem::take(&mut self.dirty);
         for &key in &dirty {
             self.flush(key);
+        }
+        let calls = self.iteration.write_calls - calls_before;
+        if calls > 0 {
+            self.shared.record_write_cost(started.elapsed(), calls);
         }
         let mut dirty = dirty;
         dirty.clear();

@@ -97,6 +97,9 @@ pub(crate) struct LoopShared {
     /// `poll`: a loop busy for seconds is stuck in someone's code.
     busy_since: AtomicU64,
     epoch: Instant,
+    /// Recent wall time of one socket write on this loop, in nanoseconds (0 before the
+    /// first), for [`ServiceHandle::write_cost`](crate::ServiceHandle::write_cost).
+    write_cost_ns: AtomicU64,
     pub(crate) stats: LoopStats,
 }
 
@@ -125,6 +128,7 @@ impl LoopShared {
             alive: AtomicBool::new(true),
             busy_since: AtomicU64::new(0),
             epoch,
+            write_cost_ns: AtomicU64::new(0),
             stats: LoopStats::default(),
         })
     }
@@ -149,6 +153,31 @@ impl LoopShared {
             u64::try_from(nanos).unwrap_or(u64::MAX).max(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// A flush pass made `calls` writes in `elapsed`: folds the cost per write into the
+    /// moving average (weight 1/8 per pass). Only the loop's own thread writes it.
+    pub(crate) fn record_write_cost(&self, elapsed: Duration, calls: u64) {
+        // A pass cut by preemption says more about the machine than about writes: one
+        // sample counts for at most a millisecond per write.
+        let sample = u64::try_from(elapsed.as_nanos() / u128::from(calls.max(1)))
+            .unwrap_or(u64::MAX)
+            .min(1_000_000);
+        let old = self.write_cost_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.write_cost_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// The moving average of [`record_write_cost`](Self::record_write_cost), if any.
+    pub(crate) fn write_cost(&self) -> Option<Duration> {
+        match self.write_cost_ns.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     pub(crate) fn mark_idle(&self) {
