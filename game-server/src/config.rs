@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use thiserror::Error;
 
-/// Default room flush interval (`--tick-ms`), chosen by the load test in docs/benchmarks.md.
+/// Default longest wait of a room broadcast (`--tick-ms`), chosen by the load test in
+/// docs/benchmarks.md.
 pub const DEFAULT_TICK_MS: u64 = 7;
 
 /// Settings of a game server; also its command line (`--help` shows these texts).
@@ -37,12 +38,13 @@ pub struct ServerConfig {
     #[arg(long, env = "GAME_SERVER_ROOM_CAPACITY", default_value_t = 0)]
     pub room_capacity: usize,
 
-    /// Room flush interval in milliseconds: broadcasts are gathered and every member gets
-    /// them as one send per tick (the course's 250 ms flush). 0 = send at once (server-core
-    /// still batches everything queued in one loop iteration into one write). The default,
-    /// 7, is the shortest that keeps the 500-client benchmark under 0.3 µs of server CPU
-    /// per delivered packet, a quarter of sending at once, for ~1 ms more median latency
-    /// than 5 (docs/benchmarks.md).
+    /// The longest, in milliseconds, a room broadcast waits before it is sent: the upper
+    /// bound on the latency batching adds. A quiet room sends at once; rooms gather
+    /// broadcasts into one send per member only when flushing at once would take more than
+    /// a quarter of a core, and then for at most this long. 0 = never gather (server-core
+    /// still writes everything queued for a session in one loop iteration with one write).
+    /// The default, 7, keeps a 500-player room at about a quarter of the CPU per delivered
+    /// packet that sending at once costs (docs/benchmarks.md).
     #[arg(long, env = "GAME_SERVER_TICK_MS", default_value_t = DEFAULT_TICK_MS, value_parser = |s: &str| parse_within(s, TICK_MS))]
     pub tick_ms: u64,
 

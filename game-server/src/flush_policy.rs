@@ -3,16 +3,19 @@
 //! out): the room asks when to flush and arms the one timer it is told to.
 //!
 //! # The cost model
-//! A room flush costs one `writev` per member, and on loopback TCP a `writev` costs about
-//! [`WRITE_COST`] of kernel time whatever it carries (docs/benchmarks.md). Sending every
-//! broadcast at once is cheap in a quiet room and ruinous in a busy one (500 members × 2,000
-//! messages/s would be a million writes a second); one fixed tick is the reverse, making
-//! every message in a quiet room wait for it.
+//! A room flush costs one `writev` per member, and a `writev` costs about the same whatever
+//! it carries: 4-6 µs on loopback TCP on a quiet machine ([`WRITE_COST`]), more when the
+//! machine is busy. server-core measures it as it writes
+//! ([`ServiceHandle::write_cost`](server_core::ServiceHandle::write_cost)). Sending every
+//! broadcast at once is cheap in a quiet room and ruinous in a busy one (500 members ×
+//! 2,000 messages/s would be a million writes a second); one fixed tick is the reverse,
+//! making every message in a quiet room wait for it.
 //!
 //! So the rooms of a server share one [`FlushBudget`]: flushing may take a quarter of a
 //! core ([`FLUSH_SHARE_PERCENT`]). A flush of a room of `m` members is charged
-//! `m × WRITE_COST × 100 / FLUSH_SHARE_PERCENT` of budget time (16 µs per member), a
-//! generic cell rate algorithm keeps the account, and the account may run one tick ahead:
+//! `m × write cost × 100 / FLUSH_SHARE_PERCENT` of budget time (16 µs per member at 4 µs a
+//! write), a generic cell rate algorithm keeps the account, and the account may run one
+//! tick ahead:
 //!
 //! * a room flushes at once (at the end of the current loop iteration) while the budget has
 //!   room: quiet rooms, and the first message after a pause in a busy one;
@@ -33,13 +36,13 @@
 //!                             │        and moves "spent until" on by its charge
 //! ```
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Kernel time of one small `writev` on loopback TCP, measured by the criterion benchmark
-/// `loopback_send_340_bytes` (3.9 µs) and in the load test (4-6 µs with everything around
-/// it).
+/// The cost of one small `writev` on loopback TCP on a quiet machine, measured by the
+/// criterion benchmark `loopback_send_340_bytes` (3.9 µs) and in the load test (4-6 µs
+/// with everything around it): what a budget charges before server-core has measured.
 pub const WRITE_COST: Duration = Duration::from_micros(4);
 
 /// The share of one core, in percent, that room flushes may take before rooms start
@@ -64,7 +67,6 @@ pub const FLUSH_SHARE_PERCENT: u32 = 25;
 /// }
 /// assert_eq!(last, now + Duration::from_millis(7));
 /// ```
-#[derive(Debug)]
 pub struct FlushBudget {
     /// Time zero of `spent_until`.
     epoch: Instant,
@@ -73,26 +75,30 @@ pub struct FlushBudget {
     spent_until: AtomicU64,
     /// The most a flush may wait, and the credit a quiet server builds up.
     tick: Duration,
-    /// Budget time one member's write is charged.
-    per_member: Duration,
+    /// What one write costs now.
+    write_cost: Box<dyn Fn() -> Duration + Send + Sync>,
 }
 
 impl FlushBudget {
-    /// A budget for rooms with flush interval `tick` (the most a broadcast waits), priced
-    /// with [`WRITE_COST`] and [`FLUSH_SHARE_PERCENT`].
+    /// A budget for rooms whose broadcasts wait at most `tick`, charging [`WRITE_COST`] per
+    /// write.
     #[must_use]
     pub fn new(tick: Duration) -> Self {
-        Self::with_charge(tick, WRITE_COST * 100 / FLUSH_SHARE_PERCENT)
+        Self::with_write_cost(tick, || WRITE_COST)
     }
 
-    /// A budget that charges `per_member` of budget time for each member of a flushed room.
+    /// A budget that asks `write_cost` what one write costs each time it books a flush
+    /// (a game server passes server-core's measurement).
     #[must_use]
-    pub fn with_charge(tick: Duration, per_member: Duration) -> Self {
+    pub fn with_write_cost(
+        tick: Duration,
+        write_cost: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Self {
         Self {
             epoch: Instant::now(),
             spent_until: AtomicU64::new(0),
             tick,
-            per_member,
+            write_cost: Box::new(write_cost),
         }
     }
 
@@ -102,12 +108,13 @@ impl FlushBudget {
         self.tick
     }
 
-    /// How long a flush of `members` members may take of the budget: their writes' cost,
-    /// at most one tick.
+    /// How much budget time a flush to `members` members takes: their writes' cost over
+    /// the flushing share, at most one tick.
     #[must_use]
     pub fn charge(&self, members: usize) -> Duration {
         let members = u32::try_from(members).unwrap_or(u32::MAX);
-        self.per_member.saturating_mul(members).min(self.tick)
+        let per_member = (self.write_cost)().saturating_mul(100) / FLUSH_SHARE_PERCENT;
+        per_member.saturating_mul(members).min(self.tick)
     }
 
     /// Books a flush of a room of `members` members that has something to send since
@@ -140,75 +147,30 @@ impl FlushBudget {
     }
 }
 
+impl fmt::Debug for FlushBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlushBudget")
+            .field("tick", &self.tick)
+            .field("write_cost", &(self.write_cost)())
+            .field("spent_until_ns", &self.spent_until.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
 fn nanos_of(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 4)
-}
-
-/// One room's side of the budget: whether its flush is already booked.
-///
-/// # Examples
-/// ```
-/// use game_server::flush_policy::{FlushBudget, FlushPacer};
-/// use std::sync::Arc;
-/// use std::time::{Duration, Instant};
-///
-/// let budget = Arc::new(FlushBudget::new(Duration::from_millis(7)));
-/// let mut room = FlushPacer::new(budget);
-/// let now = Instant::now();
-/// assert_eq!(room.queued(now, 10), Some(now)); // arm a flush for now
-/// assert_eq!(room.queued(now, 10), None); // already armed: just queue
-/// room.flushed();
-/// assert!(room.queued(now, 10).is_some());
-/// ```
-#[derive(Debug)]
-pub struct FlushPacer {
-    budget: Arc<FlushBudget>,
-    /// A flush is booked and its timer armed.
-    armed: bool,
-}
-
-impl FlushPacer {
-    /// A room's pacer drawing on `budget`.
-    #[must_use]
-    pub fn new(budget: Arc<FlushBudget>) -> Self {
-        Self {
-            budget,
-            armed: false,
-        }
-    }
-
-    /// Whether a flush is booked.
-    #[must_use]
-    pub fn is_armed(&self) -> bool {
-        self.armed
-    }
-
-    /// A broadcast was queued at `now` in a room of `members`: `Some(at)` when the room
-    /// must arm its flush for `at` (between `now` and `now + tick`), `None` when one is
-    /// armed already.
-    pub fn queued(&mut self, now: Instant, members: usize) -> Option<Instant> {
-        if self.armed {
-            return None;
-        }
-        self.armed = true;
-        Some(self.budget.reserve(now, members))
-    }
-
-    /// The booked flush ran (or could not be armed): the next broadcast books anew.
-    pub fn flushed(&mut self) {
-        self.armed = false;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const TICK: Duration = Duration::from_millis(7);
     const MS: Duration = Duration::from_millis(1);
 
     fn budget() -> (FlushBudget, Instant) {
-        let b = FlushBudget::with_charge(TICK, Duration::from_micros(16));
+        let b = FlushBudget::with_write_cost(TICK, || Duration::from_micros(4));
         let t0 = b.epoch;
         (b, t0)
     }
@@ -251,7 +213,14 @@ mod tests {
 
     #[test]
     fn the_default_prices_a_member_at_16_microseconds() {
-        assert_eq!(FlushBudget::new(TICK).per_member, Duration::from_micros(16));
+        assert_eq!(FlushBudget::new(TICK).charge(1), Duration::from_micros(16));
+    }
+
+    #[test]
+    fn dearer_writes_mean_more_gathering() {
+        let b = FlushBudget::with_write_cost(TICK, || Duration::from_micros(12));
+        assert_eq!(b.charge(100), Duration::from_micros(4800));
+        assert_eq!(b.charge(200), TICK);
     }
 
     #[test]
@@ -345,7 +314,9 @@ mod tests {
 
     #[test]
     fn concurrent_rooms_book_distinct_slots() {
-        let b = Arc::new(FlushBudget::with_charge(TICK, Duration::from_micros(16)));
+        let b = Arc::new(FlushBudget::with_write_cost(TICK, || {
+            Duration::from_micros(4)
+        }));
         let now = b.epoch + Duration::from_secs(1);
         let threads: Vec<_> = (0..4)
             .map(|_| {
@@ -363,17 +334,5 @@ mod tests {
         let waits: Vec<Duration> = all.iter().map(|&t| t - now).collect();
         assert_eq!(waits.iter().filter(|w| w.is_zero()).count(), 5, "{waits:?}");
         assert_eq!(waits[7], Duration::from_micros(4200), "{waits:?}");
-    }
-
-    #[test]
-    fn the_pacer_books_once_until_flushed() {
-        let (b, t0) = budget();
-        let mut p = FlushPacer::new(Arc::new(b));
-        assert!(!p.is_armed());
-        assert_eq!(p.queued(t0, 5), Some(t0));
-        assert!(p.is_armed());
-        assert_eq!(p.queued(t0, 5), None);
-        p.flushed();
-        assert!(p.queued(t0 + MS, 5).is_some());
     }
 }

@@ -12,6 +12,7 @@
 //! every head count changes there.
 
 use crate::cluster::{ClusterSeats, LobbyLink, ProcessId, SeatAnswer};
+use crate::flush_policy::{FlushBudget, WRITE_COST};
 use crate::player::PlayerId;
 use crate::room::{GameRoom, RoomJob};
 use crate::stats::RoomSizes;
@@ -159,8 +160,9 @@ pub struct Lobby {
     /// The lobby's own queue, which rooms report leaves to.
     me: Option<WeakJobQueue<Lobby>>,
     seating: Seating,
-    /// Flush interval of every room; `None` = rooms send at once.
-    tick: Option<Duration>,
+    /// The flush budget every room shares (its tick bounds the wait); `None` = rooms send
+    /// at once.
+    flush: Option<Arc<FlushBudget>>,
     rooms: HashMap<RoomId, JobQueue<GameRoom>>,
     /// The room of every player seated and not yet reported gone.
     seats: HashMap<PlayerId, RoomId>,
@@ -174,8 +176,8 @@ pub struct Lobby {
 
 impl Lobby {
     /// Starts the lobby's queue with its first room. `capacity` 0 means one room without
-    /// limit; `tick` sets the rooms' flush interval (`None`: send at once); `cluster`
-    /// shares the rooms with other processes.
+    /// limit; `tick` is the longest a room's broadcast waits for its flush (`None`: send
+    /// at once); `cluster` shares the rooms with other processes.
     pub(crate) fn start(
         service: &ServiceHandle,
         capacity: usize,
@@ -194,7 +196,12 @@ impl Lobby {
                 service: service.clone(),
                 me: None,
                 seating: Seating::new(capacity, room_sizes),
-                tick,
+                flush: tick.map(|tick| {
+                    let service = service.clone();
+                    Arc::new(FlushBudget::with_write_cost(tick, move || {
+                        service.write_cost().unwrap_or(WRITE_COST)
+                    }))
+                }),
                 rooms: HashMap::new(),
                 seats: HashMap::new(),
                 players,
@@ -367,7 +374,7 @@ impl Lobby {
     /// Opens room `id` here; in a cluster it subscribes to the room's channel and is ready
     /// once `peers` (the processes with players in it) sent their snapshots.
     fn open_room(&mut self, id: RoomId, peers: &[ProcessId]) {
-        let mut room = GameRoom::new(id, self.tick, Arc::clone(&self.players));
+        let mut room = GameRoom::new(id, self.flush.clone(), Arc::clone(&self.players));
         if let Some(cluster) = &self.cluster {
             room.join_cluster(Arc::clone(&cluster.link.bus));
         }
@@ -393,7 +400,7 @@ impl fmt::Debug for Lobby {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lobby")
             .field("seating", &self.seating)
-            .field("tick", &self.tick)
+            .field("tick", &self.flush.as_ref().map(|f| f.tick()))
             .field("seated", &self.seats.len())
             .finish()
     }

@@ -123,7 +123,7 @@ fn log_stats((t0, s0): (Instant, GameStats), (t1, s1): (Instant, GameStats)) {
     let secs = (t1 - t0).as_secs_f64().max(1e-3);
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     info!(
-        "sessions {} (refused {}) | rooms {} | players {} | packets in {:.0}/s | packets out {:.0}/s | bytes in {:.0}/s, out {:.0}/s | writev {:.0}/s, loop wake-ups {:.0}/s",
+        "sessions {} (refused {}) | rooms {} | players {} | packets in {:.0}/s | packets out {:.0}/s | bytes in {:.0}/s, out {:.0}/s | writev {:.0}/s at {:.1} µs, loop wake-ups {:.0}/s",
         s1.service.sessions,
         s1.service.sessions_refused,
         s1.rooms,
@@ -133,6 +133,9 @@ fn log_stats((t0, s0): (Instant, GameStats), (t1, s1): (Instant, GameStats)) {
         rate(s0.service.bytes_in, s1.service.bytes_in),
         rate(s0.service.bytes_out, s1.service.bytes_out),
         rate(s0.service.write_calls, s1.service.write_calls),
+        s1.service
+            .write_cost
+            .map_or(0.0, |cost| cost.as_secs_f64() * 1e6),
         rate(s0.service.loop_iterations, s1.service.loop_iterations),
     );
 }

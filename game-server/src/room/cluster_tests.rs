@@ -23,7 +23,9 @@ impl Side {
         let bus = FakeBus::new(process);
         let mut room = GameRoom::new(
             RoomId(1),
-            Some(Duration::from_millis(50)),
+            Some(Arc::new(crate::flush_policy::FlushBudget::new(
+                std::time::Duration::from_millis(50),
+            ))),
             Arc::new(AtomicUsize::new(0)),
         );
         room.join_cluster(bus.clone());

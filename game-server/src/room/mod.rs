@@ -7,7 +7,8 @@
 //! keep its head counts and free empty rooms.
 //!
 //! Every broadcast is encoded once (through [`server_core::encode_with`]) and the same
-//! [`Bytes`](bytes::Bytes) goes to every member, at once or gathered for the tick (`outbox.rs`).
+//! [`Bytes`](bytes::Bytes) goes to every member, at once or gathered for a flush
+//! (`outbox.rs`; when it runs: [`flush_policy`](crate::flush_policy)).
 //! `S_PlayerList` is not part of the tick: the newcomer gets it at once, so it always comes
 //! before the tick carrying its own `S_BroadcastEnterGame` (`player_list.rs`).
 //!
@@ -22,6 +23,7 @@ mod tests;
 
 pub use player_list::MAX_PLAYERS_PER_LIST;
 
+use crate::flush_policy::FlushBudget;
 use crate::lobby::{Lobby, RoomId};
 use crate::packets::{
     EncodeError, S_BroadcastEnterGame, S_BroadcastLeaveGame, S_BroadcastMove, S_Chat,
@@ -35,7 +37,6 @@ use server_core::{encode_with, InFlight, JobQueue, Session, WeakJobQueue};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A job for a room's queue.
 pub(crate) type RoomJob = Box<dyn FnOnce(&mut GameRoom) + Send>;
@@ -70,14 +71,18 @@ pub struct GameRoom {
 }
 
 impl GameRoom {
-    /// An empty room. With `tick` set, broadcasts are held until [`flush`](Self::flush),
-    /// which runs at most `tick` after the first held broadcast once the room is
-    /// [attached](Self::attach) to its queue.
-    pub(crate) fn new(id: RoomId, tick: Option<Duration>, players: Arc<AtomicUsize>) -> Self {
+    /// An empty room. With a flush budget, broadcasts are held until
+    /// [`flush`](Self::flush), which runs when the budget says (at most its tick after the
+    /// first held broadcast) once the room is [attached](Self::attach) to its queue.
+    pub(crate) fn new(
+        id: RoomId,
+        flush: Option<Arc<FlushBudget>>,
+        players: Arc<AtomicUsize>,
+    ) -> Self {
         Self {
             id,
             members: BTreeMap::new(),
-            outbox: Outbox::new(tick),
+            outbox: Outbox::new(flush),
             me: None,
             lobby: None,
             players,
@@ -234,7 +239,7 @@ impl GameRoom {
     /// Sends `frame` to every member now, or queues it for the tick. `own`: caused by this
     /// process's players, so published to the other processes of a cluster too.
     fn send_to_members(&mut self, frame: bytes::Bytes, own: bool) {
-        if self.outbox.tick().is_none() {
+        if !self.outbox.gathers() {
             for member in self.members.values() {
                 member.session.send(frame.clone());
             }
@@ -244,9 +249,9 @@ impl GameRoom {
             return;
         }
         let wait = if own {
-            self.outbox.push(frame)
+            self.outbox.push(frame, self.members.len())
         } else {
-            self.outbox.push_from_elsewhere(frame)
+            self.outbox.push_from_elsewhere(frame, self.members.len())
         };
         let Some(delay) = wait else {
             return; // a flush is already scheduled

@@ -1,10 +1,14 @@
-//! What a room has broadcast and not yet sent. With a tick (`--tick-ms N > 0`, the course's
-//! `Flush` every 250 ms) broadcasts are gathered here and, once per tick, joined into one
-//! [`Bytes`] that every member receives as a single send; without a tick nothing waits here.
+//! What a room has broadcast and not yet sent. With a tick (`--tick-ms N > 0`) broadcasts
+//! are gathered here and joined into one [`Bytes`] that every member receives as a single
+//! send. When the flush runs is the server's [`FlushBudget`]'s call: at the end of the
+//! current loop iteration while flushing is cheap enough, later (at most one tick after
+//! the first frame) when the rooms' flushes would take more than their share of the CPU.
+//! Without a tick nothing waits here.
 //!
 //! ```text
 //!   broadcast ──► pending: [frame][frame][frame]...   (+ the senders' InFlight guards)
-//!                                  │ flush (at most one tick after the first frame)
+//!                                  │ flush (when the budget says, at most one tick after
+//!                                  │        the first frame)
 //!                                  ▼
 //!                 one Bytes ──► member 1, member 2, ... (a zero-copy slice for those who
 //!                                                        joined mid-tick)
@@ -14,14 +18,17 @@
 //! until the flush: a player whose output has not left yet is not read further than its
 //! listener's in-flight limit, so a flood is slowed by TCP instead of piling up here.
 
+use crate::flush_policy::FlushBudget;
 use bytes::{Bytes, BytesMut};
 use server_core::InFlight;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    /// Flush interval; `None`: broadcasts are sent at once and nothing waits here.
-    tick: Option<Duration>,
+    /// When flushes run, shared by every room of the server; `None`: broadcasts are sent
+    /// at once and nothing waits here.
+    budget: Option<Arc<FlushBudget>>,
     /// A flush is scheduled. The timer is armed by the first broadcast after a flush, so an
     /// idle room sets no timers at all.
     armed: bool,
@@ -37,9 +44,9 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn new(tick: Option<Duration>) -> Self {
+    pub(crate) fn new(budget: Option<Arc<FlushBudget>>) -> Self {
         Self {
-            tick,
+            budget,
             ..Self::default()
         }
     }
@@ -54,8 +61,9 @@ impl Outbox {
         self.own.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    pub(crate) fn tick(&self) -> Option<Duration> {
-        self.tick
+    /// Whether broadcasts wait here for a flush (a tick is set).
+    pub(crate) fn gathers(&self) -> bool {
+        self.budget.is_some()
     }
 
     /// Bytes waiting: where a member who joins now starts reading the next flush.
@@ -63,25 +71,27 @@ impl Outbox {
         self.pending_len
     }
 
-    /// Queues a frame; returns the delay after which a flush must run if none is scheduled
-    /// yet (the caller arms the timer and reports back with [`armed`](Self::armed)).
-    pub(crate) fn push(&mut self, frame: Bytes) -> Option<Duration> {
+    /// Queues a frame for a room of `members`; if no flush is scheduled yet, books one on
+    /// the budget and returns how long it may wait (zero: at the end of this loop
+    /// iteration). The caller arms the timer and reports back with [`armed`](Self::armed).
+    pub(crate) fn push(&mut self, frame: Bytes, members: usize) -> Option<Duration> {
         if let Some(own) = &mut self.own {
             own.push(frame.clone());
         }
-        self.push_from_elsewhere(frame)
+        self.push_from_elsewhere(frame, members)
     }
 
     /// Queues frames from another process (delivered, not published); returns as
     /// [`push`](Self::push) does.
-    pub(crate) fn push_from_elsewhere(&mut self, frame: Bytes) -> Option<Duration> {
+    pub(crate) fn push_from_elsewhere(&mut self, frame: Bytes, members: usize) -> Option<Duration> {
         self.pending_len += frame.len();
         self.pending.push(frame);
         if self.armed {
-            None
-        } else {
-            self.tick
+            return None;
         }
+        let budget = self.budget.as_ref()?;
+        let now = Instant::now();
+        Some(budget.reserve(now, members).saturating_duration_since(now))
     }
 
     pub(crate) fn armed(&mut self) {

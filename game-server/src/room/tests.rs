@@ -4,6 +4,7 @@
 use super::*;
 use crate::packets::{s_player_list, Packet, S_PlayerList};
 use server_core::testing::DetachedSession;
+use std::time::Duration;
 
 /// A room without a queue or lobby (flushes by hand) and its players' probes.
 struct Fixture {
@@ -16,7 +17,11 @@ impl Fixture {
     fn new(tick: Option<Duration>) -> Self {
         let players = Arc::new(AtomicUsize::new(0));
         Self {
-            room: GameRoom::new(RoomId(1), tick, Arc::clone(&players)),
+            room: GameRoom::new(
+                RoomId(1),
+                tick.map(|tick| Arc::new(FlushBudget::new(tick))),
+                Arc::clone(&players),
+            ),
             probes: BTreeMap::new(),
             players,
         }
@@ -259,4 +264,30 @@ fn in_flight_guards_are_held_until_the_tick_is_sent() {
     // Nothing pending: released at once.
     f.room.hold_until_flush(sender.in_flight());
     assert_eq!(sender.in_flight_count(), 0);
+}
+
+#[test]
+fn a_quiet_room_flushes_at_once_and_a_busy_one_waits_at_most_a_tick() {
+    let tick = Duration::from_millis(7);
+    let budget = Arc::new(FlushBudget::new(tick));
+    let frame = || bytes::Bytes::from_static(&[4, 0, 8, 0]);
+    let mut quiet = Outbox::new(Some(Arc::clone(&budget)));
+    assert_eq!(
+        quiet.push(frame(), 50),
+        Some(Duration::ZERO),
+        "at the end of this iteration"
+    );
+    quiet.armed();
+    assert_eq!(quiet.push(frame(), 50), None, "already booked");
+    // A room of 500 flushing again and again uses up the budget: its flushes are spread
+    // out, never more than a tick away.
+    let mut busy = Outbox::new(Some(budget));
+    let mut waits = Vec::new();
+    for _ in 0..5 {
+        let wait = busy.push(frame(), 500).expect("not armed");
+        assert!(wait <= tick);
+        waits.push(wait);
+        busy.take();
+    }
+    assert!(waits[4] > tick / 2, "{waits:?}");
 }
