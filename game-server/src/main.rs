@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     }
 
     game_server::ops::prepare_open_file_limit(&cli.config);
+    keep_large_buffers_out_of_the_heap();
     let drain_timeout = Duration::from_secs(cli.config.drain_timeout);
     let server = match game_server::start(cli.config) {
         Ok(server) => server,
@@ -99,6 +100,22 @@ fn drain(server: &GameServer, timeout: Duration, signals: &Receiver<()>) {
                 deadline.saturating_duration_since(now).as_secs()
             );
         }
+    }
+}
+
+/// Serves every allocation of 16 KiB or more with its own mapping, returned to the OS when
+/// freed. glibc's default threshold starts at 128 KiB and rises to the largest block freed,
+/// so the large buffers of a connect storm into a big room (an `S_PlayerList` of 1,000
+/// players is 17 KB, of 3,800 players 64 KB) come from the I/O threads' heaps, and the
+/// small session data allocated between them pins their pages: 5,000 idle players kept
+/// 8-10 MB resident instead of 6-7 (docs/benchmarks.md). Outside storms few allocations are
+/// that large (server-core's 16 KiB encoding chunks, a few per second under load).
+fn keep_large_buffers_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc tuning value; any value up to 32 MiB is valid for
+    // M_MMAP_THRESHOLD, and it is set before the server's threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 * 1024);
     }
 }
 
