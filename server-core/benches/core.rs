@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the hot pieces: JobQueue push/run, framing, encoding into the
-//! SendBuffer arena, a broadcast's fan-out into 500 sessions, and the kernel's price of one
-//! loopback send, which bounds everything else. Run with `cargo bench -p server-core`;
+//! SendBuffer arena, a broadcast's fan-out into 500 sessions, the kernel's price of one
+//! loopback send, which bounds everything else, and how late a timer fires. Run with `cargo bench -p server-core`;
 //! results in docs/benchmarks.md.
 
 use bytes::Bytes;
@@ -267,9 +267,29 @@ fn fanout(c: &mut Criterion) {
     drain.join().unwrap();
 }
 
+/// A timer 1.2 ms out, from setting it to its task running on an idle I/O thread: the
+/// time minus 1.2 ms is how late the loop wakes (sub-millisecond waits are what a paced
+/// room flush needs).
+fn timers(c: &mut Criterion) {
+    let service = Service::builder().threads(1).build().unwrap();
+    let handle = service.handle();
+    let mut group = c.benchmark_group("timer");
+    group.sample_size(50);
+    group.bench_function("spawn_after_1200us", |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::channel();
+            handle
+                .spawn_after(Duration::from_micros(1200), move || tx.send(()).unwrap())
+                .unwrap();
+            rx.recv().unwrap();
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = job_queue, framing, encoding, fanout, loopback_send
+    targets = job_queue, framing, encoding, fanout, loopback_send, timers
 }
 criterion_main!(benches);
