@@ -3,6 +3,7 @@
 //! send. When the flush runs is the server's [`FlushBudget`]'s call: at the end of the
 //! current loop iteration while flushing is cheap enough, later (at most one tick after
 //! the first frame) when the rooms' flushes would take more than their share of the CPU.
+//! A room in a cluster waits the whole tick: each of its flushes is also a Redis message.
 //! Without a tick nothing waits here.
 //!
 //! ```text
@@ -90,6 +91,11 @@ impl Outbox {
             return None;
         }
         let budget = self.budget.as_ref()?;
+        if self.own.is_some() {
+            // In a cluster every flush is also a Redis message: flushing at once would
+            // be a message per packet, so a clustered room waits the whole tick.
+            return Some(budget.tick());
+        }
         let now = Instant::now();
         Some(budget.reserve(now, members).saturating_duration_since(now))
     }
