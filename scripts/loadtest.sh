@@ -5,6 +5,7 @@
 #   scripts/loadtest.sh                  # the sweep: both servers side by side, 3 runs each
 #   RUNS=1 SCENARIOS="500 idle" scripts/loadtest.sh
 #   SCENARIOS=ticks scripts/loadtest.sh   # game-server's --tick-ms at 500 clients
+#   SCENARIOS=ws scripts/loadtest.sh      # 500 clients over TCP, then over WebSocket
 #   scripts/plot-benchmarks.sh           # the sweep's JSON -> docs/benchmarks/*.svg
 #
 # The sweep runs, in each repetition and side by side (game-server, then the tokio
@@ -22,6 +23,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 PORT=${PORT:-17777}
 ADDR="127.0.0.1:$PORT"
+# game-server's browser port (page and WebSocket), on a port of our own.
+WS_ADDR="127.0.0.1:${WS_PORT:-17780}"
 SCENARIOS=${SCENARIOS:-sweep}
 SERVER_FLAGS=${SERVER_FLAGS:-}
 SWEEP_CLIENTS=${SWEEP_CLIENTS:-"50 100 200 500 1500"}
@@ -49,8 +52,10 @@ hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 load_avg() { cut -d' ' -f1 /proc/loadavg; }
 
 start_server() {
+  local ws=()
+  if [ "$SERVER" = "$GAME_SERVER" ]; then ws=(--ws-addr "$WS_ADDR"); fi
   # shellcheck disable=SC2086
-  RUST_LOG=warn "$SERVER" --addr "$ADDR" $SERVER_FLAGS "$@" >"$OUT/server.log" 2>&1 &
+  RUST_LOG=warn "$SERVER" --addr "$ADDR" "${ws[@]}" $SERVER_FLAGS "$@" >"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
@@ -109,11 +114,12 @@ print(json.dumps(out))
 PY
 }
 
-# run_load NAME COUNT [server flags...]: one loaded run.
+# run_load NAME COUNT [server flags...]: one loaded run. TARGET: where the client connects
+# (default the TCP port; ws://... for WebSocket).
 run_load() {
   local name=$1 count=$2; shift 2
   start_server "$@"
-  "$CLIENT" --addr "$ADDR" --count "$count" --duration "$DURATION" --warmup "$WARMUP" \
+  "$CLIENT" --addr "${TARGET:-$ADDR}" --count "$count" --duration "$DURATION" --warmup "$WARMUP" \
     --json >"$OUT/client.json" 2>"$OUT/client.err" &
   local client=$!
   # Measure the server only inside the client's counted window: connecting thousands of
@@ -179,6 +185,11 @@ for RUN in $(seq "$RUNS"); do
         with_baseline idle_run idle "$IDLE_SESSIONS"
         ;;
       500) run_load one-room 500 ;;
+      # The same 500-client room over TCP and over WebSocket, one after the other.
+      ws)
+        run_load one-room 500
+        TARGET="ws://$WS_ADDR/ws" run_load ws-one-room 500
+        ;;
       ticks) for t in 0 3 5 10 20; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done ;;
       scale) for n in 100 300 500 1000 1500 2000; do run_load one-room "$n"; done ;;
       5000rooms) run_load rooms-of-50 5000 --room-capacity 50 ;;
