@@ -340,6 +340,12 @@ impl EventLoop {
         let peer = entry.session.peer_addr();
         match reason.kind() {
             DisconnectKind::Panicked => error!("session {id} ({peer}) closed: {reason}"),
+            // Silent, like an idle session: a browser's unused spare connection looks so.
+            DisconnectKind::Handshake
+                if matches!(reason, DisconnectReason::Handshake { status: 408, .. }) =>
+            {
+                info!("session {id} ({peer}) closed: {reason}")
+            }
             // The peer broke the rules or could not keep up: worth an operator's attention.
             DisconnectKind::Framing
             | DisconnectKind::PeerClosedMidFrame
