@@ -3,7 +3,7 @@
 # 250 ms) on one game-server process, on one process with --cluster, and split over two
 # processes sharing the room through one redis-server; medians of RUNS runs, one table.
 # p50/p99 are dummy-client's send -> own broadcast (the sender's server only); "crossing"
-# is send -> receipt on the other server (one chat in 16 timed).
+# is send -> receipt on the other server (one chat in 64 timed).
 #
 #   scripts/cluster-bench.sh
 #   RUNS=1 DURATION=5 COUNT=200 scripts/cluster-bench.sh

@@ -41,7 +41,7 @@
 //! server `i mod n`), for a game-server cluster whose processes share rooms. Every session
 //! registers which server its player is on when it joins, so a receiver can tell whether a
 //! counted broadcast crossed processes: `received_crossed` counts those whose sender plays on
-//! another server than the receiver, and in chat mode one marked chat in 16 is timed from
+//! another server than the receiver, and in chat mode one marked chat in 64 is timed from
 //! its send to each receiver on another server (`cross_p50_ms`, `cross_p99_ms`: the latency
 //! a cluster adds, which the own-broadcast latency cannot show since a sender's own copy
 //! never leaves its server). Servers that hand out the same player ids (separate

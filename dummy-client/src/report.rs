@@ -46,7 +46,7 @@ pub struct Report {
     /// Send-to-own-broadcast latency in microseconds.
     pub latency_us: Histogram<u64>,
     /// With several servers in chat mode: send to receipt by receivers on other servers,
-    /// in microseconds, for one marked chat in 16.
+    /// in microseconds, for one marked chat in 64.
     pub cross_latency_us: Histogram<u64>,
     /// The first connect error seen, if any.
     pub first_connect_error: Option<String>,

@@ -221,7 +221,7 @@ impl Scheduler {
             slot.sent_marked.fetch_add(1, Ordering::Relaxed);
             slot.expected.fetch_add(room, Ordering::Relaxed);
         }
-        if marked && self.mode == Mode::Chat && self.shared.servers > 1 && is_probe(seq) {
+        if marked && self.mode == Mode::Chat && self.shared.servers > 1 && is_probe(index, seq) {
             self.shared.probes.sent(index, seq, Instant::now());
         }
         session.send(frame);

@@ -7,7 +7,7 @@
 //! the FIFO and latency samples sit behind a per-session mutex that only the session's own
 //! broadcast, its own sends and the once-a-second reporter take. Sessions share no locks.
 
-use crate::crossing::{is_probe, Probes};
+use crate::crossing::{is_probe, IdMap, Probes};
 use crate::packets::{
     self, s_player_list, ClientPacketHandler, Packet, S_BroadcastEnterGame, S_BroadcastLeaveGame,
     S_BroadcastMove, S_Chat, S_PlayerList,
@@ -417,7 +417,7 @@ pub(crate) struct ClientSession {
     connected: bool,
     /// With several servers: for each sender, its slot when it plays on another server
     /// than this session (`None`: same server), looked up once per sender.
-    crossed: HashMap<i32, Option<usize>>,
+    crossed: IdMap<Option<usize>>,
 }
 
 impl ClientSession {
@@ -429,7 +429,7 @@ impl ClientSession {
             player_id: None,
             members: HashSet::new(),
             connected: false,
-            crossed: HashMap::new(),
+            crossed: IdMap::default(),
         }
     }
 
@@ -448,7 +448,7 @@ impl ClientSession {
         let counted = self.shared.mode == Mode::Chat && marker.is_some_and(|(m, _)| m);
         let from_elsewhere = self.received(counted, player_id);
         if let (Some(sender), Some((_, seq))) = (from_elsewhere, marker) {
-            if is_probe(seq) {
+            if is_probe(sender, seq) {
                 self.shared.probes.received(sender, seq, Instant::now());
             }
         }
