@@ -16,7 +16,7 @@ use crate::{Mode, MAX_OUTSTANDING};
 use hdrhistogram::Histogram;
 use log::{debug, warn};
 use server_core::{DisconnectReason, HandlerError, Session, SessionHandler};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -50,7 +50,9 @@ pub(crate) struct Shared {
     pub(crate) servers: usize,
     /// With several servers: the server (index into `--addr`) and the slot of every
     /// session's player, registered when it joins, before it sends anything.
-    homes: RwLock<HashMap<i32, (usize, usize)>>,
+    /// Copied on write: every session reads one shared snapshot (a few KiB that stay in
+    /// cache) without a lock, and takes a fresh one when a sender is not in its copy.
+    homes: RwLock<Arc<IdMap<(usize, usize)>>>,
     /// With several servers: the chats timed across servers.
     pub(crate) probes: Probes,
     /// Two servers gave the same player id: they are not one cluster, so whether a
@@ -74,7 +76,7 @@ impl Shared {
             mode,
             uncounted,
             servers,
-            homes: RwLock::new(HashMap::new()),
+            homes: RwLock::new(Arc::default()),
             probes: Probes::default(),
             ids_repeat: AtomicBool::new(false),
             phase: AtomicU8::new(Phase::Warmup as u8),
@@ -92,28 +94,23 @@ impl Shared {
 
     /// Records that `player_id` is session `slot`'s player, on server `server`.
     fn set_home(&self, player_id: i32, server: usize, slot: usize) {
-        let before = self
-            .homes
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(player_id, (server, slot));
+        let mut homes = self.homes.write().unwrap_or_else(PoisonError::into_inner);
+        let mut copy = IdMap::clone(&homes);
+        let before = copy.insert(player_id, (server, slot));
+        *homes = Arc::new(copy);
         if before.is_some_and(|(other, _)| other != server) {
             self.ids_repeat.store(true, Ordering::Release);
         }
     }
 
+    /// The current snapshot of every session's player: id -> (server, slot).
+    fn homes(&self) -> Arc<IdMap<(usize, usize)>> {
+        Arc::clone(&self.homes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Whether two servers gave the same player id (see `ids_repeat`).
     pub(crate) fn ids_repeat(&self) -> bool {
         self.ids_repeat.load(Ordering::Acquire)
-    }
-
-    /// The server and slot of `player_id`, if it is one of the run's sessions.
-    fn home(&self, player_id: i32) -> Option<(usize, usize)> {
-        self.homes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&player_id)
-            .copied()
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -415,9 +412,8 @@ pub(crate) struct ClientSession {
     player_id: Option<i32>,
     members: HashSet<i32>,
     connected: bool,
-    /// With several servers: for each sender, its slot when it plays on another server
-    /// than this session (`None`: same server), looked up once per sender.
-    crossed: IdMap<Option<usize>>,
+    /// With several servers: this session's copy of where every player is.
+    homes: Arc<IdMap<(usize, usize)>>,
 }
 
 impl ClientSession {
@@ -429,7 +425,7 @@ impl ClientSession {
             player_id: None,
             members: HashSet::new(),
             connected: false,
-            crossed: IdMap::default(),
+            homes: Arc::default(),
         }
     }
 
@@ -481,13 +477,14 @@ impl ClientSession {
     /// The slot of `sender` if it plays on another server (`None` for the same server and
     /// for players of no session).
     fn sent_from_another_server(&mut self, sender: i32) -> Option<usize> {
-        if let Some(&crossed) = self.crossed.get(&sender) {
-            return crossed;
-        }
-        let (home, slot) = self.shared.home(sender)?;
-        let crossed = (home != self.slot.server).then_some(slot);
-        self.crossed.insert(sender, crossed);
-        crossed
+        let (server, slot) = match self.homes.get(&sender) {
+            Some(&home) => home,
+            None => {
+                self.homes = self.shared.homes();
+                *self.homes.get(&sender)?
+            }
+        };
+        (server != self.slot.server).then_some(slot)
     }
 }
 
