@@ -463,8 +463,9 @@ fn metrics_show_the_cluster() {
     let b = clustered(&redis, |_| {});
     let (mut b1, _) = Client::enter(b.local_addr());
     b1.chat("counted");
-    eventually("A sees b1", || {
-        a.cluster_stats().unwrap().remote_players == 1
+    eventually("A sees b1 and has published its room's snapshot", || {
+        let stats = a.cluster_stats().unwrap();
+        stats.remote_players == 1 && stats.published >= 1
     });
     let answer = util::http::get(a.metrics_addr().unwrap(), "/metrics");
     assert_eq!(answer.status, 200);
