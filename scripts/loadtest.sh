@@ -3,6 +3,7 @@
 # dummy-client on this machine, and writes every run and the medians as JSON plus a table.
 #
 #   scripts/loadtest.sh                  # the sweep: both servers side by side, 3 runs each
+#   SCENARIOS=sweep-idle KEEP_RUNS=1 scripts/loadtest.sh   # redo its idle part (or sweep-load)
 #   RUNS=1 SCENARIOS="500 idle" scripts/loadtest.sh
 #   SCENARIOS=ticks scripts/loadtest.sh   # game-server's --tick-ms at 500 clients
 #   SCENARIOS=ws scripts/loadtest.sh      # 500 clients over TCP, then over WebSocket
@@ -39,7 +40,7 @@ CLIENT=target/release/dummy-client
 # The baseline is its own package (outside the workspace); it shares our target directory.
 BASELINE=target/release/tokio-chat-baseline
 case " $SCENARIOS " in
-  *" tokio "* | *" sweep "*)
+  *" tokio "* | *" sweep"*)
     (cd baselines/tokio-chat && CARGO_TARGET_DIR=../../target cargo build --release -q) ;;
 esac
 SERVER=$GAME_SERVER
@@ -139,21 +140,21 @@ run_load() {
 }
 
 # idle_run NAME COUNT: COUNT sessions that connect and only read. The window starts once
-# the connect storm is over (the server used at most one clock tick in each of 3 seconds
-# in a row, or after 60 s), then CPU over DURATION seconds and the RSS at its end.
+# the connect storm is over (the server used at most one clock tick in each of 5 seconds
+# in a row, or after 120 s), then CPU over DURATION seconds and the RSS at its end.
 idle_run() {
   local name=$1 count=$2
   start_server
-  "$CLIENT" --addr "$ADDR" --count "$count" --interval-ms 0 --duration $((DURATION + 70)) \
+  "$CLIENT" --addr "$ADDR" --count "$count" --interval-ms 0 --duration $((DURATION + 130)) \
     --warmup 0 --json >"$OUT/client.json" 2>"$OUT/client.err" &
   local client=$! quiet=0 prev now
   prev=$(cpu_ticks "$SERVER_PID")
-  for _ in $(seq 60); do
+  for _ in $(seq 120); do
     sleep 1
     now=$(cpu_ticks "$SERVER_PID")
     if [ "$((now - prev))" -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
     prev=$now
-    [ "$quiet" -ge 3 ] && break
+    [ "$quiet" -ge 5 ] && break
   done
   local load c0 t0 th0; load=$(load_avg); c0=$(cpu_ticks "$SERVER_PID"); t0=$(date +%s.%N)
   th0=$(thread_ticks "$SERVER_PID")
@@ -171,19 +172,27 @@ with_baseline() {
   SERVER=$BASELINE SERVER_NAME=tokio "$@"
 }
 
-rm -f "$OUT"/runs.jsonl
+sweep_load() {
+  for n in $SWEEP_CLIENTS; do
+    run_load one-room "$n"
+    with_baseline run_load one-room "$n"
+  done
+  run_load rooms-of-50 "$ROOMS_OF_50_CLIENTS" --room-capacity 50
+}
+
+sweep_idle() {
+  idle_run idle "$IDLE_SESSIONS"
+  with_baseline idle_run idle "$IDLE_SESSIONS"
+}
+
+# KEEP_RUNS=1 adds to the runs already in $OUT (to redo one part of a sweep).
+[ -n "${KEEP_RUNS:-}" ] || rm -f "$OUT"/runs.jsonl
 for RUN in $(seq "$RUNS"); do
   for scenario in $SCENARIOS; do
     case $scenario in
-      sweep)
-        for n in $SWEEP_CLIENTS; do
-          run_load one-room "$n"
-          with_baseline run_load one-room "$n"
-        done
-        run_load rooms-of-50 "$ROOMS_OF_50_CLIENTS" --room-capacity 50
-        idle_run idle "$IDLE_SESSIONS"
-        with_baseline idle_run idle "$IDLE_SESSIONS"
-        ;;
+      sweep) sweep_load; sweep_idle ;;
+      sweep-load) sweep_load ;;
+      sweep-idle) sweep_idle ;;
       500) run_load one-room 500 ;;
       # The same 500-client room over TCP and over WebSocket, one after the other.
       ws)
