@@ -5,7 +5,8 @@
 #   scripts/loadtest.sh                  # the sweep: both servers side by side, 3 runs each
 #   SCENARIOS=sweep-idle KEEP_RUNS=1 scripts/loadtest.sh   # redo its idle part (or sweep-load)
 #   RUNS=1 SCENARIOS="500 idle" scripts/loadtest.sh
-#   SCENARIOS=ticks scripts/loadtest.sh   # game-server's --tick-ms at 500 clients
+#   SCENARIOS=ticks scripts/loadtest.sh   # game-server's --tick-ms at 500 clients, then tokio
+#   TICK_VALUES="7 20" SCENARIOS=ticks scripts/loadtest.sh
 #   SCENARIOS=ws scripts/loadtest.sh      # 500 clients over TCP, then over WebSocket
 #   scripts/plot-benchmarks.sh           # the sweep's JSON -> docs/benchmarks/*.svg
 #
@@ -31,6 +32,7 @@ SERVER_FLAGS=${SERVER_FLAGS:-}
 SWEEP_CLIENTS=${SWEEP_CLIENTS:-"50 100 200 500 1500"}
 ROOMS_OF_50_CLIENTS=${ROOMS_OF_50_CLIENTS:-2000}
 IDLE_SESSIONS=${IDLE_SESSIONS:-5000}
+TICK_VALUES=${TICK_VALUES:-"0 3 7 10 15 20 30"}
 OUT=${OUT:-target/loadtest}
 mkdir -p "$OUT"
 
@@ -40,7 +42,7 @@ CLIENT=target/release/dummy-client
 # The baseline is its own package (outside the workspace); it shares our target directory.
 BASELINE=target/release/tokio-chat-baseline
 case " $SCENARIOS " in
-  *" tokio "* | *" sweep"*)
+  *" tokio "* | *" sweep"* | *" ticks "*)
     (cd baselines/tokio-chat && CARGO_TARGET_DIR=../../target cargo build --release -q) ;;
 esac
 SERVER=$GAME_SERVER
@@ -141,15 +143,16 @@ run_load() {
 
 # idle_run NAME COUNT: COUNT sessions that connect and only read. The window starts once
 # the connect storm is over (the server used at most one clock tick in each of 5 seconds
-# in a row, or after 120 s), then CPU over DURATION seconds and the RSS at its end.
+# in a row, or after 240 s: 5,000 players joining one room is
+# 12.5 million enter broadcasts, which takes this machine one to two minutes), then CPU over DURATION seconds and the RSS at its end.
 idle_run() {
   local name=$1 count=$2
   start_server
-  "$CLIENT" --addr "$ADDR" --count "$count" --interval-ms 0 --duration $((DURATION + 130)) \
+  "$CLIENT" --addr "$ADDR" --count "$count" --interval-ms 0 --duration $((DURATION + 250)) \
     --warmup 0 --json >"$OUT/client.json" 2>"$OUT/client.err" &
   local client=$! quiet=0 prev now
   prev=$(cpu_ticks "$SERVER_PID")
-  for _ in $(seq 120); do
+  for _ in $(seq 240); do
     sleep 1
     now=$(cpu_ticks "$SERVER_PID")
     if [ "$((now - prev))" -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
@@ -199,7 +202,10 @@ for RUN in $(seq "$RUNS"); do
         run_load one-room 500
         TARGET="ws://$WS_ADDR/ws" run_load ws-one-room 500
         ;;
-      ticks) for t in 0 3 5 10 20; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done ;;
+      ticks)
+        for t in $TICK_VALUES; do run_load "tick-$t-ms" 500 --tick-ms "$t"; done
+        with_baseline run_load one-room 500
+        ;;
       scale) for n in 100 300 500 1000 1500 2000; do run_load one-room "$n"; done ;;
       5000rooms) run_load rooms-of-50 5000 --room-capacity 50 ;;
       idle) idle_run idle "$IDLE_SESSIONS" ;;

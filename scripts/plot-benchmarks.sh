@@ -53,7 +53,8 @@ set title "$title"
 set xlabel "clients (each chats 4 times a second; one room: everyone hears everyone)"
 set ylabel "$ylabel"
 set logscale xy
-set xtics (50, 100, 200, 500, 1000, 1500, 2000)
+set xrange [40:2500]
+set xtics (50, 100, 200, 500, 1000, 2000)
 set grid
 set key top left
 plot $joined

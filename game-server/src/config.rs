@@ -14,7 +14,7 @@ use thiserror::Error;
 
 /// Default longest wait of a room broadcast (`--tick-ms`), chosen by the load test in
 /// docs/benchmarks.md.
-pub const DEFAULT_TICK_MS: u64 = 7;
+pub const DEFAULT_TICK_MS: u64 = 20;
 
 /// Settings of a game server; also its command line (`--help` shows these texts).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -41,10 +41,11 @@ pub struct ServerConfig {
     /// The longest, in milliseconds, a room broadcast waits before it is sent: the upper
     /// bound on the latency batching adds. A quiet room sends at once; rooms gather
     /// broadcasts into one send per member only when flushing at once would take more than
-    /// a quarter of a core, and then for at most this long. 0 = never gather (server-core
-    /// still writes everything queued for a session in one loop iteration with one write).
-    /// The default, 7, keeps a 500-player room at about a quarter of the CPU per delivered
-    /// packet that sending at once costs (docs/benchmarks.md).
+    /// half a core, and then for at most this long. 0 = never gather (server-core still
+    /// writes everything queued for a session in one loop iteration with one write). The
+    /// default, 20 (a 50 Hz tick), lets a 500-player room cost about a third of the CPU per
+    /// delivered packet that sending at once costs even where writes are dear
+    /// (docs/benchmarks.md).
     #[arg(long, env = "GAME_SERVER_TICK_MS", default_value_t = DEFAULT_TICK_MS, value_parser = |s: &str| parse_within(s, TICK_MS))]
     pub tick_ms: u64,
 
