@@ -7,6 +7,7 @@
 #
 #   scripts/cluster-bench.sh
 #   RUNS=1 DURATION=5 COUNT=200 scripts/cluster-bench.sh
+#   SERVER_FLAGS="--tick-ms 7" scripts/cluster-bench.sh
 #
 # CPU of the game-servers, redis-server and the client is read from /proc/PID/stat
 # (utime+stime) over the measured window only; Redis commands and bytes from INFO. A
@@ -22,6 +23,8 @@ COUNT=${COUNT:-500}
 REDIS_PORT=${REDIS_PORT:-16379}
 PORTS=(17781 17782)
 OUT=${OUT:-target/cluster-bench}
+# Flags for every game-server of every scenario (e.g. SERVER_FLAGS="--tick-ms 7").
+SERVER_FLAGS=${SERVER_FLAGS:-}
 mkdir -p "$OUT"
 command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 2; }
 
@@ -56,7 +59,7 @@ start_servers() { # start_servers N [flags...]: N game-servers on PORTS
   PIDS=()
   for i in $(seq 0 $((n - 1))); do
     # shellcheck disable=SC2086
-    RUST_LOG=warn "$SERVER" --addr "127.0.0.1:${PORTS[$i]}" --ws-addr off "$@" \
+    RUST_LOG=warn "$SERVER" --addr "127.0.0.1:${PORTS[$i]}" --ws-addr off $SERVER_FLAGS "$@" \
       >"$OUT/server-$i.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do
