@@ -6,7 +6,8 @@ use super::*;
 use crate::cluster::testing::FakeBus;
 use crate::cluster::wire::{self, Header};
 use crate::lobby::RoomId;
-use crate::packets::{s_player_list, Packet, S_Chat, S_PlayerList};
+use crate::packets::{Packet, S_Chat, S_PlayerList};
+use crate::room::tests::{entered_at as entered, listed, moved};
 use server_core::testing::DetachedSession;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
@@ -78,39 +79,8 @@ fn through_the_wire(origin: ProcessId, out: crate::cluster::Outgoing) -> wire::M
     wire::decode(&bytes).expect("a room's own message decodes")
 }
 
-fn entered(id: PlayerId, pos: [f32; 3]) -> Packet {
-    let [pos_x, pos_y, pos_z] = pos;
-    Packet::S_BroadcastEnterGame(crate::packets::S_BroadcastEnterGame {
-        player_id: id,
-        pos_x,
-        pos_y,
-        pos_z,
-    })
-}
-
-fn moved(id: PlayerId, pos: [f32; 3]) -> Packet {
-    let [pos_x, pos_y, pos_z] = pos;
-    Packet::S_BroadcastMove(crate::packets::S_BroadcastMove {
-        player_id: id,
-        pos_x,
-        pos_y,
-        pos_z,
-    })
-}
-
 fn left(id: PlayerId) -> Packet {
     Packet::S_BroadcastLeaveGame(crate::packets::S_BroadcastLeaveGame { player_id: id })
-}
-
-fn listed(id: PlayerId, pos: [f32; 3], is_self: bool) -> s_player_list::Player {
-    let [pos_x, pos_y, pos_z] = pos;
-    s_player_list::Player {
-        is_self,
-        player_id: id,
-        pos_x,
-        pos_y,
-        pos_z,
-    }
 }
 
 #[test]

@@ -50,7 +50,7 @@ impl Fixture {
     }
 }
 
-fn listed(id: PlayerId, pos: [f32; 3], is_self: bool) -> s_player_list::Player {
+pub(super) fn listed(id: PlayerId, pos: [f32; 3], is_self: bool) -> s_player_list::Player {
     let [pos_x, pos_y, pos_z] = pos;
     s_player_list::Player {
         is_self,
@@ -62,15 +62,20 @@ fn listed(id: PlayerId, pos: [f32; 3], is_self: bool) -> s_player_list::Player {
 }
 
 fn entered(id: PlayerId) -> Packet {
+    entered_at(id, [0.0; 3])
+}
+
+/// What every member hears when `id` enters at `pos` (here or, in a cluster, elsewhere).
+pub(super) fn entered_at(id: PlayerId, [pos_x, pos_y, pos_z]: [f32; 3]) -> Packet {
     Packet::S_BroadcastEnterGame(S_BroadcastEnterGame {
         player_id: id,
-        pos_x: 0.0,
-        pos_y: 0.0,
-        pos_z: 0.0,
+        pos_x,
+        pos_y,
+        pos_z,
     })
 }
 
-fn moved(id: PlayerId, [pos_x, pos_y, pos_z]: [f32; 3]) -> Packet {
+pub(super) fn moved(id: PlayerId, [pos_x, pos_y, pos_z]: [f32; 3]) -> Packet {
     Packet::S_BroadcastMove(S_BroadcastMove {
         player_id: id,
         pos_x,
