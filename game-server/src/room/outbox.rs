@@ -126,7 +126,6 @@ impl Outbox {
                 joined.freeze()
             }
         };
-        self.pending.clear();
         self.pending_len = 0;
         Some(all)
     }
